@@ -1,0 +1,1 @@
+"""keypoints networks; each family module registers its variants on import."""

@@ -1,0 +1,1 @@
+"""segmentation networks; each family module registers its variants on import."""
