@@ -27,3 +27,9 @@ def need_data(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"dataset {name!r} not found at {path} (set CNNKIT_DATA to its root)")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _threads() -> None:
+    """Small test workloads run fastest on one thread on a 2-core machine (no oversubscription)."""
+    torch.set_num_threads(1)

@@ -3,6 +3,7 @@
 - ``"kaiming"``: He et al., 2015 (ICCV), normal with std sqrt(2 / fan_out) for ReLU networks.
 - ``"xavier"``: Glorot & Bengio, 2010, uniform with the tanh gain, for tanh/sigmoid networks.
 
+Models built on the ``meta`` device (shapes only) are left as they are.
 Linear layers get the same scheme, batch norms start as identity (gamma 1, beta 0), biases 0.
 ``zero_init_residual=True`` then calls ``zero_init_last()`` on every block that has it, so each
 residual branch starts as zero and each block as the identity (Goyal et al., 2017).
@@ -21,6 +22,8 @@ def init_weights(model: nn.Module, scheme: Scheme = "kaiming", *,
                  zero_init_residual: bool = False) -> nn.Module:
     if scheme not in ("kaiming", "xavier"):
         raise ValueError(f"init scheme must be 'kaiming' or 'xavier'; got {scheme!r}")
+    if any(p.is_meta for p in model.parameters()):
+        return model  # shapes only: nothing to initialise (and meta init is slow to set up)
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
             if scheme == "kaiming":

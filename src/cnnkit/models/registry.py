@@ -95,12 +95,12 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
     go to the family builder (e.g. ``batch_norm=True``, ``output_stride=8``). ``weights`` is a
     local ``.pth``/``.pt``/``.safetensors`` file loaded without code execution; when its head has
     another number of classes the head is re-initialised (and a message says so).
-    ``features_only=True`` returns a :class:`~cnnkit.models.features.FeatureExtractor`.
+    ``features_only=True`` returns a :class:`~cnnkit.models.features.FeatureExtractor` (the
+    model's global pooling and classifier removed).
     """
     info = get_info(name)
     kwargs = {**info.options, **options}
-    if num_classes is not None:
-        kwargs["num_classes"] = num_classes
+    kwargs["num_classes"] = info.num_classes if num_classes is None else num_classes
     if in_channels is not None:
         kwargs["in_channels"] = in_channels
     _check_options(info, kwargs)
@@ -114,7 +114,7 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
 
         if not hasattr(model, "feature_specs"):
             raise ValueError(f"model {name!r} does not expose feature maps (features_only)")
-        return FeatureExtractor(model, out_indices)
+        return FeatureExtractor(model, out_indices, drop_head=True)
     return model
 
 

@@ -1,0 +1,166 @@
+"""VGG: Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+ICLR 2015.
+
+All six configurations of the paper's Table 1 (A, A-LRN, B, C, D, E) are one table, written in
+the paper's own notation ("conv3-64" = 3x3 convolution with 64 output channels, "conv1-256" =
+1x1 convolution, "LRN" = local response normalisation), built by one builder, each with an
+optional batch norm after every convolution (Ioffe & Szegedy, 2015; not in the paper).
+
+Module layout and names follow torchvision's VGG, so that ``vgg11``..``vgg19`` and their ``_bn``
+versions have torchvision's state_dict keys and shapes: ``features`` (conv [bn] relu ... maxpool,
+one flat ``nn.Sequential``), ``avgpool`` = ``AdaptiveAvgPool2d((7, 7))`` and ``classifier`` =
+Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear.
+
+Differences from the paper:
+
+- the adaptive 7x7 average pool (identity at the paper's 224x224 input) lets any input of at
+  least 32x32 through; the paper instead converts the fully connected layers to convolutions
+  for dense evaluation at other scales;
+- initialisation follows torchvision (He et al. normal, fan-out, for convolutions; N(0, 0.01)
+  for linear layers; zero biases), not the paper's "train A from N(0, 0.01), then initialise
+  the deeper nets from A";
+- the LRN of A-LRN uses Krizhevsky et al.'s parameters, as the paper says, in their formula
+  (see :func:`cnnkit.models.classification.alexnet.paper_lrn`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnkit.errors import InputSizeError
+from cnnkit.layers.init import init_weights
+from cnnkit.models.base import Classifier, FeatureSpec
+from cnnkit.models.classification.alexnet import paper_lrn
+from cnnkit.models.registry import register
+
+PAPER = ("K. Simonyan, A. Zisserman, Very Deep Convolutional Networks for Large-Scale Image "
+         "Recognition, ICLR 2015")
+
+# Table 1 of the paper: five blocks per configuration, each followed by a 2x2 max pool.
+VGG_CONFIGS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "A": (("conv3-64",), ("conv3-128",), ("conv3-256",) * 2, ("conv3-512",) * 2,
+          ("conv3-512",) * 2),
+    "A-LRN": (("conv3-64", "LRN"), ("conv3-128",), ("conv3-256",) * 2, ("conv3-512",) * 2,
+              ("conv3-512",) * 2),
+    "B": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 2, ("conv3-512",) * 2,
+          ("conv3-512",) * 2),
+    "C": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256", "conv3-256", "conv1-256"),
+          ("conv3-512", "conv3-512", "conv1-512"), ("conv3-512", "conv3-512", "conv1-512")),
+    "D": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 3, ("conv3-512",) * 3,
+          ("conv3-512",) * 3),
+    "E": (("conv3-64",) * 2, ("conv3-128",) * 2, ("conv3-256",) * 4, ("conv3-512",) * 4,
+          ("conv3-512",) * 4),
+}
+
+MIN_INPUT = 32  # five 2x2 max pools
+
+
+def _parse_layer(spec: str) -> tuple[int, int]:
+    """'conv3-64' -> (kernel 3, channels 64)."""
+    kind, _, channels = spec.partition("-")
+    if not kind.startswith("conv") or not channels.isdigit():
+        raise ValueError(f"VGG layer spec must look like 'conv3-64' or be 'LRN'; got {spec!r}")
+    return int(kind[4:]), int(channels)
+
+
+class VGG(Classifier):
+    """One VGG configuration; see the module docstring for the paper and what differs.
+
+    ``feature_specs`` are the outputs of the five max pools (strides 2..32, channels
+    64, 128, 256, 512, 512). ``prepool_feature_specs`` are the last activations before each
+    pool (strides 1..16, same channels), the skip connections a U-Net-style decoder wants; use
+    them with ``FeatureExtractor`` by assigning them to ``feature_specs``.
+    """
+
+    def __init__(self, config: str, *, batch_norm: bool = False, num_classes: int = 1000,
+                 in_channels: int = 3, dropout: float = 0.5) -> None:
+        super().__init__()
+        if config not in VGG_CONFIGS:
+            raise ValueError(f"VGG config must be one of {list(VGG_CONFIGS)}; got {config!r}")
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError(f"num_classes and in_channels must be >= 1; "
+                             f"got {num_classes} and {in_channels}")
+        layers: list[nn.Module] = []
+        self.feature_specs, self.prepool_feature_specs = [], []
+        stem_end = 0
+        channels, stride = in_channels, 1
+        for block in VGG_CONFIGS[config]:
+            for spec in block:
+                if spec == "LRN":
+                    layers.append(paper_lrn())
+                    continue
+                kernel, out_channels = _parse_layer(spec)
+                layers.append(nn.Conv2d(channels, out_channels, kernel, padding=kernel // 2))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(out_channels))
+                layers.append(nn.ReLU(inplace=True))
+                channels = out_channels
+            self.prepool_feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}",
+                                                          stride, channels))
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            stride *= 2
+            self.feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}", stride, channels))
+            stem_end = stem_end or len(layers)
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(channels * 7 * 7, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(4096, num_classes),
+        )
+        self.classifier_names = ("classifier.6",)
+        self.group_prefixes = {
+            "stem": tuple(f"features.{i}" for i in range(stem_end)),
+            "stages": tuple(f"features.{i}" for i in range(stem_end, len(layers))),
+            "head": ("classifier",),
+        }
+        if not self.classifier[0].weight.is_meta:  # meta tensors hold no values to initialise
+            init_weights(self.features, "kaiming")
+            for m in self.classifier.modules():
+                if isinstance(m, nn.Linear):
+                    nn.init.normal_(m.weight, 0.0, 0.01)
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or min(x.shape[-2:]) < MIN_INPUT:
+            raise InputSizeError(f"VGG takes (N, C, H, W) inputs with H, W >= {MIN_INPUT} "
+                                 f"(five 2x2 max pools); got shape {tuple(x.shape)}")
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+
+def vgg(config: str = "D", *, batch_norm: bool = False, num_classes: int = 1000,
+        in_channels: int = 3, dropout: float = 0.5) -> VGG:
+    """Build VGG configuration ``config`` (one of A, A-LRN, B, C, D, E of the paper's Table 1)."""
+    return VGG(config, batch_norm=batch_norm, num_classes=num_classes, in_channels=in_channels,
+               dropout=dropout)
+
+
+# (name, config, torchvision name?, parameter count without BN, with BN), counts from building
+# the models here; the torchvision ones equal torchvision's published figures.
+_VARIANTS = (
+    ("vgg11", "A", True, 132_863_336, 132_868_840),
+    ("vgg13", "B", True, 133_047_848, 133_053_736),
+    ("vgg16", "D", True, 138_357_544, 138_365_992),
+    ("vgg19", "E", True, 143_667_240, 143_678_248),
+    ("vgg_c", "C", False, 133_638_952, 133_647_400),
+)
+
+for _name, _config, _torchvision, _plain, _bn in _VARIANTS:
+    for _suffix, _batch_norm, _count in (("", False, _plain), ("_bn", True, _bn)):
+        register(_name + _suffix, vgg, task="classification", paper=PAPER, year=2015,
+                 input_size=(3, 224, 224), num_params=_count,
+                 reference="torchvision" if _torchvision else "",
+                 notes=(f"configuration {_config} of Table 1"
+                        + (", with batch norm after every convolution" if _batch_norm else "")
+                        + "; adaptive 7x7 average pool before the classifier (torchvision layout)"),
+                 config=_config, batch_norm=_batch_norm)
+
+register("vgg_a_lrn", vgg, task="classification", paper=PAPER, year=2015,
+         input_size=(3, 224, 224), num_params=132_863_336,
+         notes=("configuration A-LRN of Table 1 (A with LRN after the first convolution; LRN has no "
+                "parameters); adaptive 7x7 average pool before the classifier"),
+         config="A-LRN", batch_norm=False)
