@@ -1,1 +1,2 @@
 """keypoints networks; each family module registers its variants on import."""
+from cnnkit.models.keypoints import cpm, heatmap, localization, regression  # noqa: F401

@@ -1,0 +1,1 @@
+"""Task-level pre- and post-processing shared by the networks: e.g. keypoint heatmap decoding."""
