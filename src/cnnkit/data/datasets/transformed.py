@@ -1,0 +1,47 @@
+"""Apply a transform with a generator seeded from ``(seed, epoch, index)``.
+
+Each sample's augmentation then depends only on those three numbers, not on the number of
+DataLoader workers nor on which worker loads it. Call :meth:`TransformedDataset.set_epoch`
+before each epoch (with ``persistent_workers=True`` the workers keep their copy: set the epoch
+before the loader is created, or do not use persistent workers).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from cnnkit.data.sample import Sample
+from cnnkit.data.transforms.base import Transform
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed from three integers (numpy's SeedSequence hashing)."""
+    state = np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+class TransformedDataset(Dataset):
+    """``dataset[i]`` passed through ``transform(sample, generator)``."""
+
+    def __init__(self, dataset: Dataset, transform: Transform | None, seed: int = 0) -> None:
+        self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = self.dataset[index]
+        if self.transform is None:
+            return sample
+        rng = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
+        return self.transform(sample, rng)
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (unpickling)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
