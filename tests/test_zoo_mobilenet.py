@@ -12,6 +12,8 @@ import pytest
 import torch
 from torch import nn
 
+from cnnkit.analysis import analyze
+
 from cnnkit.errors import CnnkitError
 from cnnkit.layers.separable import DepthwiseSeparableConv, InvertedResidual, make_divisible
 from cnnkit.models.classification.mobilenet_v1 import mobilenet_v1
@@ -26,23 +28,7 @@ def count(model: nn.Module) -> int:
 
 def mult_adds(model: nn.Module, size: int, channels: int = 3) -> int:
     """Multiply-adds of all Conv2d and Linear layers for one ``size`` x ``size`` image."""
-    total = 0
-
-    def hook(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += out[0].numel() * module.in_channels // module.groups * kh * kw
-        else:
-            total += out[0].numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    device = next(model.parameters()).device
-    model(torch.empty(1, channels, size, size, device=device))
-    for handle in handles:
-        handle.remove()
-    return total
+    return analyze(model, (channels, size, size)).totals["macs"]
 
 
 def on_meta(builder, **options) -> nn.Module:

@@ -13,6 +13,8 @@ import pytest
 import torch
 from torch import nn
 
+from cnnkit.analysis import analyze
+
 from cnnkit.errors import CnnkitError
 from cnnkit.layers.separable import ChannelShuffle, channel_shuffle
 from cnnkit.models.classification.shufflenet import shufflenet_v1, shufflenet_v2
@@ -24,24 +26,9 @@ def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def mult_adds(model: nn.Module, size: int) -> int:
-    """Multiply-adds of all Conv2d and Linear layers for one 3 x ``size`` x ``size`` image."""
-    total = 0
-
-    def hook(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            total += out[0].numel() * module.in_channels // module.groups * kh * kw
-        else:
-            total += out[0].numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.Linear))]
-    model(torch.empty(1, 3, size, size, device="meta"))
-    for handle in handles:
-        handle.remove()
-    return total
+def mult_adds(model: nn.Module, size: int, channels: int = 3) -> int:
+    """Multiply-adds of all Conv2d and Linear layers for one ``size`` x ``size`` image."""
+    return analyze(model, (channels, size, size)).totals["macs"]
 
 
 def on_meta(builder, **options) -> nn.Module:

@@ -73,6 +73,16 @@ def get_info(name: str) -> ModelInfo:
         raise UnknownModelError(f"unknown model {name!r}{hint}") from None
 
 
+def feature_info(name: str) -> list:
+    """The feature maps (``FeatureSpec``: module, stride, channels) model ``name`` exposes at its
+    default configuration, read from a copy built on the meta device; [] for models without."""
+    import torch
+
+    with torch.device("meta"):
+        model = create(name)
+    return list(getattr(model, "feature_specs", []))
+
+
 def list_models(task: str | None = None, pattern: str | None = None) -> list[str]:
     """Registered names, sorted; optionally only one task's, or those matching a glob ``pattern``."""
     import fnmatch
