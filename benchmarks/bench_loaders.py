@@ -19,18 +19,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from cnnkit.data.batch import collate_samples
 from cnnkit.data.datasets import DLCKeypoints, IdxDataset, TransformedDataset, camvid, membrane
 from cnnkit.data.transforms import (Compose, HorizontalFlip, Pad, RandomCrop, Resize,
                                     VerticalFlip)
-
-
-def collate(samples: list) -> dict[str, torch.Tensor]:
-    batch = {"image": torch.stack([s.image for s in samples])}
-    if samples[0].mask is not None:
-        batch["mask"] = torch.stack([s.mask for s in samples])
-    if samples[0].keypoints is not None:
-        batch["keypoints"] = torch.stack([s.keypoints for s in samples])
-    return batch
 
 
 def pipelines(root: Path) -> dict:
@@ -51,7 +43,7 @@ def pipelines(root: Path) -> dict:
 def measure(dataset, workers: int, images: int, batch_size: int = 16) -> float:
     """Images/s over ``images`` images; small datasets are read for several epochs."""
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(0),
+                        collate_fn=collate_samples, generator=torch.Generator().manual_seed(0),
                         persistent_workers=workers > 0)
     seen, start = 0, None
     while seen < images:
