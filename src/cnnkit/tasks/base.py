@@ -36,9 +36,16 @@ class Metric(ABC):
         """Sum the state across the processes of a ``torch.distributed`` run (no-op otherwise)."""
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            for tensor in self.state():
-                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        # NCCL reduces GPU tensors only; gloo takes them where they are.
+        device = torch.device("cuda", torch.cuda.current_device()) \
+            if dist.get_backend() == "nccl" else None
+        for tensor in self.state():
+            moved = tensor.to(device) if device is not None else tensor
+            dist.all_reduce(moved, op=dist.ReduceOp.SUM)
+            if moved is not tensor:
+                tensor.copy_(moved)
 
 
 class Task(ABC):

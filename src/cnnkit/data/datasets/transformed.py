@@ -38,6 +38,8 @@ class TransformedDataset(Dataset):
         sample = self.dataset[index]
         if self.transform is None:
             return sample
+        if "original_size" not in sample.meta:  # what predictions are mapped back to
+            sample = sample.replace(meta={**sample.meta, "original_size": sample.size})
         rng = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
         return self.transform(sample, rng)
 

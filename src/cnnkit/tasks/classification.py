@@ -1,0 +1,153 @@
+"""Image classification: cross-entropy, top-k accuracy, per-class accuracy, confusion matrix.
+
+Loss: cross-entropy with optional ``label_smoothing`` (Szegedy et al., "Rethinking the
+Inception Architecture for Computer Vision", CVPR 2016) and per-class ``class_weights``. Models
+with auxiliary classifiers return a tuple, main logits first (GoogLeNet:
+``(logits, aux2, aux1)``); each auxiliary loss is added with weight ``aux_weight`` = 0.3, the
+"discount weight" of Szegedy et al., "Going Deeper with Convolutions" (CVPR 2015). Metrics and
+decoding use the main logits only.
+
+Metrics (:class:`ClassificationMetric`), exact over the dataset: ``accuracy`` (top-1, the
+primary metric), ``top5_accuracy`` (top-k with k clipped to the number of classes),
+``mean_class_accuracy`` (mean over the classes that occur in the targets); per-class accuracy
+and the confusion matrix (rows: true class, columns: predicted) as tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cnnkit.errors import CnnkitError
+from cnnkit.tasks.base import Batch, Metric, Task, main_output
+
+GOOGLENET_AUX_WEIGHT = 0.3
+
+
+def check_labels(labels: torch.Tensor, num_classes: int, name: str = "label") -> None:
+    """Raise if a label lies outside ``[0, num_classes)``."""
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
+        raise CnnkitError(f"batch {name!r} has values {bad[:10]} outside [0, {num_classes}) "
+                          f"(num_classes={num_classes})")
+
+
+def confusion_counts(target: torch.Tensor, pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``C x C`` int64 counts of (true class, predicted class) pairs."""
+    index = target.reshape(-1).long() * num_classes + pred.reshape(-1).long()
+    counts = torch.bincount(index, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
+
+
+def safe_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator`` as float64, NaN where the denominator is 0."""
+    num, den = numerator.double(), denominator.double()
+    return torch.where(den > 0, num / den.clamp(min=1), torch.full_like(num, float("nan")))
+
+
+def aux_names(output: tuple) -> list[str]:
+    """Log names of the auxiliary outputs: a named tuple's field names (GoogLeNet's
+    ``aux_logits2``, ``aux_logits1``), else ``aux1``, ``aux2``, ... by position."""
+    fields = getattr(output, "_fields", None)
+    if fields and len(fields) == len(output):
+        return list(fields[1:])
+    return [f"aux{i}" for i in range(1, len(output))]
+
+
+def nanmean(values: torch.Tensor) -> float:
+    kept = values[~values.isnan()]
+    return float(kept.mean()) if kept.numel() else float("nan")
+
+
+class ClassificationMetric(Metric):
+    """Confusion matrix and top-k hit counts over everything seen (see the module docstring)."""
+
+    def __init__(self, num_classes: int, topk: int = 5) -> None:
+        self.num_classes = num_classes
+        self.topk = max(1, min(topk, num_classes))
+        self.reset()
+
+    def reset(self) -> None:
+        self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self.topk_hits = torch.zeros((), dtype=torch.int64)
+
+    def state(self) -> list[torch.Tensor]:
+        return [self.confusion, self.topk_hits]
+
+    def update(self, output: Any, batch: Batch) -> None:
+        logits = main_output(output).detach()
+        labels = batch["label"].to(logits.device)
+        check_labels(labels, self.num_classes)
+        pred = logits.argmax(1)
+        self.confusion += confusion_counts(labels, pred, self.num_classes).cpu()
+        top = logits.topk(self.topk, dim=1).indices
+        self.topk_hits += (top == labels[:, None]).any(1).sum().cpu()
+
+    @property
+    def per_class_accuracy(self) -> torch.Tensor:
+        """Recall of each class (float64; NaN for classes absent from the targets)."""
+        return safe_ratio(self.confusion.diagonal(), self.confusion.sum(1))
+
+    def compute(self) -> dict[str, float]:
+        total = int(self.confusion.sum())
+        if total == 0:
+            return {"accuracy": float("nan"), f"top{self.topk}_accuracy": float("nan"),
+                    "mean_class_accuracy": float("nan")}
+        return {"accuracy": int(self.confusion.diagonal().sum()) / total,
+                f"top{self.topk}_accuracy": int(self.topk_hits) / total,
+                "mean_class_accuracy": nanmean(self.per_class_accuracy)}
+
+
+class ClassificationTask(Task):
+    """Cross-entropy classification over ``num_classes`` (see the module docstring)."""
+
+    name = "classification"
+    primary_metric = "accuracy"
+    higher_is_better = True
+
+    def __init__(self, num_classes: int, *, label_smoothing: float = 0.0,
+                 class_weights: Sequence[float] | torch.Tensor | None = None,
+                 aux_weight: float = GOOGLENET_AUX_WEIGHT, topk: int = 5) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+        self.num_classes, self.label_smoothing = num_classes, label_smoothing
+        self.aux_weight, self.topk = aux_weight, topk
+        self.class_weights = None
+        if class_weights is not None:
+            self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if self.class_weights.shape != (num_classes,):
+                raise ValueError(f"class_weights must have one weight per class ({num_classes}); "
+                                 f"got shape {tuple(self.class_weights.shape)}")
+
+    def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device)
+        return F.cross_entropy(logits, labels, weight=weight,
+                               label_smoothing=self.label_smoothing)
+
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        outputs = output if isinstance(output, tuple) else (output,)
+        labels = batch["label"].to(outputs[0].device)
+        check_labels(labels, self.num_classes)
+        main = self.cross_entropy(outputs[0], labels)
+        parts = {"ce": float(main.detach())}
+        total = main
+        for name, aux in zip(aux_names(outputs), outputs[1:]):
+            aux_loss = self.cross_entropy(aux, labels)
+            parts[name] = float(aux_loss.detach())
+            total = total + self.aux_weight * aux_loss
+        return total, parts
+
+    def new_metric(self) -> ClassificationMetric:
+        return ClassificationMetric(self.num_classes, self.topk)
+
+    def decode(self, output: Any, batch: Batch | None = None) -> list[dict[str, Any]]:
+        """Per sample: ``class`` (index), ``score`` (its probability), ``probabilities``."""
+        probs = torch.softmax(main_output(output).detach().float(), dim=1).cpu()
+        score, index = probs.max(1)
+        return [{"class": int(i), "score": float(s), "probabilities": p.tolist()}
+                for i, s, p in zip(index, score, probs)]

@@ -1,0 +1,162 @@
+"""Classification + localization (one object per image): class loss + box regression loss.
+
+The model (:mod:`cnnkit.models.keypoints.localization`) returns ``(logits, boxes)`` with boxes
+``(cx, cy, w, h)`` normalised by the image size (borders at 0 and 1, pixel ``x`` at
+``(x + 0.5) / W``), N x 4 or, class-specific, N x C x 4 (the ground-truth class's box is
+trained, the predicted class's box is evaluated). The batch's ``boxes`` (N x 4, pixel
+``(x1, y1, x2, y2)`` in the network input, :mod:`cnnkit.data.sample`) are converted with the
+batch's image size by :func:`corners_to_normalized`.
+
+Loss: cross-entropy + ``box_weight`` x box loss, ``"l2"`` (squared error summed over the four
+numbers, mean over the batch: the lecture's L2 loss) or ``"smooth_l1"`` (Girshick, "Fast R-CNN",
+ICCV 2015; ``beta`` = 1/9 as torchvision's detection references, since normalised coordinates
+are small).
+
+Metrics: ``accuracy`` (top-1 class), ``mean_iou`` (box IoU; IoU does not change when x and y
+are scaled, so normalised and pixel boxes agree), ``iou50`` (fraction of boxes with IoU >= 0.5)
+and ``localization_accuracy``: class right **and** IoU >= 0.5, the ILSVRC localization
+criterion (1 - localization error), the primary metric.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from cnnkit.models.keypoints.localization import boxes_to_corners
+from cnnkit.tasks.base import Batch, Metric, Task
+from cnnkit.tasks.classification import check_labels
+from cnnkit.tasks.original_coordinates import boxes_to_original
+
+BoxLoss = Literal["l2", "smooth_l1"]
+IOU_THRESHOLD = 0.5
+SMOOTH_L1_BETA = 1 / 9
+
+
+def corners_to_normalized(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Pixel ``(x1, y1, x2, y2)`` -> normalised ``(cx, cy, w, h)``."""
+    size = boxes.new_tensor([width, height, width, height])
+    unit = (boxes + 0.5) / size
+    return torch.cat([(unit[..., :2] + unit[..., 2:]) / 2, unit[..., 2:] - unit[..., :2]], -1)
+
+
+def normalized_to_corners(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Normalised ``(cx, cy, w, h)`` -> pixel ``(x1, y1, x2, y2)``."""
+    return boxes_to_corners(boxes) * boxes.new_tensor([width, height, width, height]) - 0.5
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU of matching ``(x1, y1, x2, y2)`` boxes (N x 4 each); 0 when the union is empty."""
+    low = torch.maximum(a[:, :2], b[:, :2])
+    high = torch.minimum(a[:, 2:], b[:, 2:])
+    inter = (high - low).clamp(min=0).prod(1)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(1)
+    union = area_a + area_b - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
+
+
+def pick_boxes(boxes: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """N x 4 boxes: as given, or the box of ``classes`` from class-specific N x C x 4."""
+    if boxes.dim() == 2:
+        return boxes
+    return boxes[torch.arange(len(boxes), device=boxes.device), classes]
+
+
+def _outputs(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (isinstance(output, tuple) and len(output) == 2):
+        raise ValueError("a localization model must return (logits, boxes) "
+                         f"(ClassesAndBoxes); got {type(output).__name__}")
+    return output[0], output[1]
+
+
+def _target_boxes(batch: Batch, like: torch.Tensor) -> torch.Tensor:
+    if "boxes" not in batch:
+        raise ValueError("localization needs batch['boxes'] (one box per sample)")
+    height, width = batch["image"].shape[-2:]
+    return corners_to_normalized(batch["boxes"].to(like), height, width)
+
+
+class LocalizationMetric(Metric):
+    """Sums of class hits, IoU, IoU >= 0.5 hits, both-right hits and the sample count."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = torch.zeros(5, dtype=torch.float64)
+
+    def state(self) -> list[torch.Tensor]:
+        return [self.sums]
+
+    def update(self, output: Any, batch: Batch) -> None:
+        logits, boxes = (t.detach() for t in _outputs(output))
+        labels = batch["label"].to(logits.device)
+        check_labels(labels, self.num_classes)
+        pred = logits.argmax(1)
+        target = boxes_to_corners(_target_boxes(batch, boxes))
+        iou = box_iou(boxes_to_corners(pick_boxes(boxes, pred).float()), target.float())
+        right = pred == labels
+        hit = iou >= IOU_THRESHOLD
+        self.sums += torch.stack([right.sum(), iou.sum(), hit.sum(), (right & hit).sum(),
+                                  torch.tensor(len(labels))]).double().cpu()
+
+    def compute(self) -> dict[str, float]:
+        right, iou, hit, both, count = self.sums.tolist()
+        if count == 0:
+            return dict.fromkeys(("accuracy", "mean_iou", "iou50", "localization_accuracy"),
+                                 float("nan"))
+        return {"accuracy": right / count, "mean_iou": iou / count, "iou50": hit / count,
+                "localization_accuracy": both / count}
+
+
+class LocalizationTask(Task):
+    """Class + one box per image (see the module docstring)."""
+
+    name = "localization"
+    primary_metric = "localization_accuracy"
+    higher_is_better = True
+
+    def __init__(self, num_classes: int, *, box_loss: BoxLoss = "smooth_l1",
+                 box_weight: float = 1.0, label_smoothing: float = 0.0,
+                 smooth_l1_beta: float = SMOOTH_L1_BETA) -> None:
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+        if box_loss not in ("l2", "smooth_l1"):
+            raise ValueError(f"box_loss must be 'l2' or 'smooth_l1'; got {box_loss!r}")
+        self.num_classes, self.box_loss, self.box_weight = num_classes, box_loss, box_weight
+        self.label_smoothing, self.smooth_l1_beta = label_smoothing, smooth_l1_beta
+
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, boxes = _outputs(output)
+        labels = batch["label"].to(logits.device)
+        check_labels(labels, self.num_classes)
+        ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        pred = pick_boxes(boxes, labels)
+        target = _target_boxes(batch, pred)
+        if self.box_loss == "l2":
+            box = (pred - target).square().sum(1).mean()
+        else:
+            box = F.smooth_l1_loss(pred, target, reduction="none",
+                                   beta=self.smooth_l1_beta).sum(1).mean()
+        total = ce + self.box_weight * box
+        return total, {"ce": float(ce.detach()), "box": float(box.detach())}
+
+    def new_metric(self) -> LocalizationMetric:
+        return LocalizationMetric(self.num_classes)
+
+    def decode(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
+        """Per sample: ``class``, ``score`` and ``box`` (x1, y1, x2, y2) in original pixels."""
+        logits, boxes = (t.detach().float().cpu() for t in _outputs(output))
+        probs = torch.softmax(logits, 1)
+        score, pred = probs.max(1)
+        height, width = batch["image"].shape[-2:]
+        corners = normalized_to_corners(pick_boxes(boxes, pred), height, width)
+        results = []
+        for i, meta in enumerate(batch["meta"]):
+            box = boxes_to_original(corners[i:i + 1], meta, (height, width))[0]
+            results.append({"class": int(pred[i]), "score": float(score[i]), "box": box.tolist()})
+        return results
