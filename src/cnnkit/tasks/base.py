@@ -60,8 +60,9 @@ class Task(ABC):
     higher_is_better: bool = True
 
     @abstractmethod
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
-        """The scalar to minimise and its named parts (for logging)."""
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scalar to minimise and its named parts, detached tensors (read only when logged,
+        so that no step waits for the device)."""
 
     @abstractmethod
     def new_metric(self) -> Metric: ...

@@ -28,8 +28,9 @@ GOOGLENET_AUX_WEIGHT = 0.3
 
 
 def check_labels(labels: torch.Tensor, num_classes: int, name: str = "label") -> None:
-    """Raise if a label lies outside ``[0, num_classes)``."""
-    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+    """Raise if a label lies outside ``[0, num_classes)``. Checked on the CPU only: on a GPU the
+    check would wait for the device every step (the loss kernel asserts there instead)."""
+    if labels.device.type == "cpu" and labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
         bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
         raise CnnkitError(f"batch {name!r} has values {bad[:10]} outside [0, {num_classes}) "
                           f"(num_classes={num_classes})")
@@ -129,16 +130,16 @@ class ClassificationTask(Task):
         return F.cross_entropy(logits, labels, weight=weight,
                                label_smoothing=self.label_smoothing)
 
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs = output if isinstance(output, tuple) else (output,)
         labels = batch["label"].to(outputs[0].device)
         check_labels(labels, self.num_classes)
         main = self.cross_entropy(outputs[0], labels)
-        parts = {"ce": float(main.detach())}
+        parts = {"ce": main.detach()}
         total = main
         for name, aux in zip(aux_names(outputs), outputs[1:]):
             aux_loss = self.cross_entropy(aux, labels)
-            parts[name] = float(aux_loss.detach())
+            parts[name] = aux_loss.detach()
             total = total + self.aux_weight * aux_loss
         return total, parts
 

@@ -197,7 +197,7 @@ class KeypointRegressionTask(_KeypointTask):
         height, width = batch["image"].shape[-2:]
         return normalized_to_pixels(output, height, width), None
 
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._check(output)
         keypoints, visible = _keypoint_targets(batch)
         height, width = batch["image"].shape[-2:]
@@ -206,7 +206,7 @@ class KeypointRegressionTask(_KeypointTask):
         target = torch.where(visible[..., None], target, output.detach())  # no NaN, no gradient
         squared = (output - target).square().sum(-1) * visible
         loss = squared.sum() / visible.sum().clamp(min=1)
-        return loss, {"l2": float(loss.detach())}
+        return loss, {"l2": loss.detach()}
 
 
 def infer_stride(map_size: Sequence[int], image_size: Sequence[int]) -> int:
@@ -275,13 +275,13 @@ class KeypointHeatmapTask(_KeypointTask):
         target = torch.where(total > 0, target / total.clamp(min=1e-12), target)
         return heatmap_spatial_ce(pred, target, weights * (total[..., 0, 0] > 0))
 
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         maps = self._stages(output)
         target, weights = self.targets(maps, batch)
         stage_losses = [self._stage_loss(maps[:, t], target, weights)
                         for t in range(maps.shape[1])]
         total = torch.stack(stage_losses).sum()
-        parts = {self.loss_name: float(total.detach())}
+        parts = {self.loss_name: total.detach()}
         if len(stage_losses) > 1:
-            parts.update({f"stage{t + 1}": float(v.detach()) for t, v in enumerate(stage_losses)})
+            parts.update({f"stage{t + 1}": v.detach() for t, v in enumerate(stage_losses)})
         return total, parts

@@ -130,7 +130,7 @@ class LocalizationTask(Task):
         self.num_classes, self.box_loss, self.box_weight = num_classes, box_loss, box_weight
         self.label_smoothing, self.smooth_l1_beta = label_smoothing, smooth_l1_beta
 
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, boxes = _outputs(output)
         labels = batch["label"].to(logits.device)
         check_labels(labels, self.num_classes)
@@ -143,7 +143,7 @@ class LocalizationTask(Task):
             box = F.smooth_l1_loss(pred, target, reduction="none",
                                    beta=self.smooth_l1_beta).sum(1).mean()
         total = ce + self.box_weight * box
-        return total, {"ce": float(ce.detach()), "box": float(box.detach())}
+        return total, {"ce": ce.detach(), "box": box.detach()}
 
     def new_metric(self) -> LocalizationMetric:
         return LocalizationMetric(self.num_classes)

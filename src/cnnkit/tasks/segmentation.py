@@ -182,14 +182,14 @@ class SegmentationTask(Task):
     def _combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         return sum(self.weights[name] * value for name, value in parts.items())
 
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs = output if isinstance(output, tuple) else (output,)
         parts = self._parts(outputs[0], batch["mask"])
         total = self._combine(parts)
-        logged = {name: float(v.detach()) for name, v in parts.items()}
+        logged = {name: v.detach() for name, v in parts.items()}
         for name, aux in zip(aux_names(outputs), outputs[1:]):
             aux_loss = self._combine(self._parts(aux, batch["mask"]))
-            logged[name] = float(aux_loss.detach())
+            logged[name] = aux_loss.detach()
             total = total + self.aux_weight * aux_loss
         return total, logged
 

@@ -1,0 +1,137 @@
+"""Distributed data-parallel training launched by ``torchrun``, and reproducible data loaders.
+
+``torchrun --nproc_per_node N script.py`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``MASTER_ADDR`` and ``MASTER_PORT``; :func:`init_distributed` reads them and joins the process
+group (NCCL on GPUs, gloo on the CPU). Each process then trains a replica on its shard of every
+global batch (:class:`torch.utils.data.DistributedSampler`, the same seed everywhere, so the
+shards partition one permutation), gradients are averaged by DistributedDataParallel, only rank 0
+writes logs and checkpoints, and validation metrics are summed across processes.
+
+:func:`make_loader` builds loaders whose order is a function of a seed and the epoch only:
+a seeded ``torch.Generator`` for shuffling (its state goes into checkpoints), a
+``DistributedSampler`` for training in distributed runs and :class:`ShardSampler` (no padding, so
+each validation sample counts once) for evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from cnnkit.data.batch import collate_samples
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def dist_info() -> DistInfo:
+    """This process's place in the running process group (rank 0 of 1 when there is none)."""
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(),
+                        int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return DistInfo()
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group described by torchrun's environment variables.
+
+    Without ``WORLD_SIZE`` (or with 1) nothing is initialised. The backend defaults to NCCL
+    when CUDA is available, gloo otherwise; on GPUs each process uses ``cuda:LOCAL_RANK``.
+    """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1 or (dist.is_available() and dist.is_initialized()):
+        return dist_info()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend=backend, rank=int(os.environ["RANK"]), world_size=world_size)
+    return dist_info()
+
+
+def cleanup_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world_size, ...`` in order: every sample on exactly one process."""
+
+    def __init__(self, length: int, rank: int, world_size: int) -> None:
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0,
+                num_workers: int = 0, collate_fn: Callable | None = collate_samples,
+                drop_last: bool | None = None, pin_memory: bool = False,
+                persistent_workers: bool = False) -> DataLoader:
+    """A DataLoader for training (shuffled from ``seed``) or evaluation (in order).
+
+    ``batch_size`` is per process. In a distributed run training uses a DistributedSampler
+    seeded with ``seed`` (the trainer calls its ``set_epoch``) and evaluation a
+    :class:`ShardSampler`. Training drops the last incomplete batch unless told otherwise.
+    """
+    info = dist_info()
+    generator = torch.Generator().manual_seed(seed)
+    drop_last = train if drop_last is None else drop_last
+    sampler: Sampler | None = None
+    if info.enabled:
+        sampler = (DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank,
+                                      shuffle=True, seed=seed, drop_last=drop_last) if train
+                   else ShardSampler(len(dataset), info.rank, info.world_size))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None,
+                      sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
+                      drop_last=drop_last, pin_memory=pin_memory, generator=generator,
+                      persistent_workers=persistent_workers and num_workers > 0)
+
+
+def broadcast_flag(flag: bool) -> bool:
+    """True on every process when ``flag`` is true on any (a no-op without a process group)."""
+    info = dist_info()
+    if not info.enabled:
+        return flag
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
+        else torch.device("cpu")
+    tensor = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    if dist_info().enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def gather_to_main(value: object) -> list[object] | None:
+    """Every process's ``value`` as a list on rank 0 (None elsewhere); ``[value]`` when alone."""
+    info = dist_info()
+    if not info.enabled:
+        return [value]
+    gathered: list[object] | None = [None] * info.world_size if info.is_main else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
