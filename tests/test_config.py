@@ -28,9 +28,9 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_yaml_and_overrides_give_typed_sections(tmp_path):
     path = write(tmp_path, "train: {epochs: 4}\noptim: {lr: 1e-3}\nmodel: {name: lenet5}\n")
     config = load_config(path, ["train.epochs=3", "model.options.output_stride=8",
-                                "train.amp=true", "data.size=[48, 64]", "train.grad_clip=null"])
+                                "train.amp=bf16", "data.size=[48, 64]", "train.grad_clip=null"])
     assert isinstance(config, RunConfig)
-    assert config.train.epochs == 3 and config.train.amp is True
+    assert config.train.epochs == 3 and config.train.amp == "bf16"
     # YAML 1.1 reads 1e-3 (no dot) as text: a float field converts it
     assert config.optim.lr == 0.001 and isinstance(config.optim.lr, float)
     assert config.model.options == {"output_stride": 8}
@@ -52,7 +52,7 @@ def test_unknown_key_names_file_key_and_valid_keys(tmp_path):
 def test_type_errors_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"run.yaml: train.epochs must be int; got 'ten'"):
         load_config(write(tmp_path, "train: {epochs: ten}\n"))
-    with pytest.raises(ConfigError, match=r"train.amp must be bool; got 1"):
+    with pytest.raises(ConfigError, match=r"train.amp must be str; got 1"):
         load_config(None, ["train.amp=1"])
     with pytest.raises(ConfigError, match="data.kind must be one of idx, folders"):
         load_config(None, ["data.kind=imagenet"])

@@ -152,11 +152,13 @@ def class_names(dataset: Dataset, task_kind: str) -> list[str] | None:
     from cnnkit.data.synthetic import SHAPES, SyntheticShapes
 
     base = base_dataset(dataset)
-    if task_kind == "keypoints":
+    if task_kind.startswith("keypoints"):
         skeleton = getattr(base, "skeleton", None)
         return list(skeleton.names) if skeleton is not None else None
     if isinstance(base, SyntheticShapes) and task_kind == "classification":
         return list(SHAPES)
+    if isinstance(base, SyntheticShapes) and task_kind == "segmentation":
+        return ["background", *SHAPES]  # mask values: 0, then 1 + the shape's index
     classes = getattr(base, "classes", None)
     if classes is None:
         return None

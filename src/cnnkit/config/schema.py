@@ -13,7 +13,8 @@ from typing import Any
 
 DATA_KINDS = ("idx", "folders", "segmentation", "camvid", "membrane", "dlc", "coco-keypoints",
               "synthetic")
-TASK_KINDS = ("classification", "segmentation", "localization", "keypoints")
+TASK_KINDS = ("classification", "segmentation", "localization", "keypoints-heatmap",
+              "keypoints-regression")  # as cnnkit.tasks.build_task names them
 
 
 @dataclass
@@ -103,7 +104,7 @@ class TrainConfig:
     metric before stopping (None: never). ``grad_clip``: max gradient norm (None: no clipping)."""
 
     epochs: int = 10
-    amp: bool = False
+    amp: str = "off"  # off, auto (bf16/fp16 on GPUs; off on the CPU), bf16 or fp16
     channels_last: bool = False
     grad_clip: float | None = None
     early_stopping: int | None = None

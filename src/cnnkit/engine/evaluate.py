@@ -11,7 +11,7 @@ from torch import nn
 from cnnkit.data.batch import to_device
 from cnnkit.engine.batches import as_batch
 from cnnkit.engine.distributed import all_reduce_sum, dist_info
-from cnnkit.tasks.base import Task
+from cnnkit.tasks.base import Metric, Task
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None):
@@ -33,7 +33,8 @@ def _as_float(output: Any) -> Any:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, loader: Any, *, device: torch.device | str = "cpu",
-             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict[str, float]:
+             amp_dtype: torch.dtype | None = None, channels_last: bool = False,
+             metric: Metric | None = None) -> dict[str, float]:
     """``{"loss": mean loss per sample, **task metric}`` over every batch of ``loader``.
 
     The model is put in evaluation mode (and left there). In a distributed run each process
@@ -43,7 +44,7 @@ def evaluate(model: nn.Module, task: Task, loader: Any, *, device: torch.device 
     """
     device = torch.device(device)
     model.eval()
-    metric = task.new_metric()
+    metric = task.new_metric() if metric is None else metric  # a given one is left filled
     metric.reset()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)

@@ -185,7 +185,24 @@ class WarmupCosineLR(Schedule):
         return self.final_factor + (1.0 - self.final_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine")
+class PolyLR(Schedule):
+    """``(1 - iteration / total_steps) ** power`` per iteration (DeepLab's "poly" policy; 0.9)."""
+
+    per_iteration = True
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int,
+                 power: float = 0.9) -> None:
+        if total_steps < 1 or power <= 0:
+            raise CnnkitError(f"poly needs total_steps >= 1 and power > 0; got {total_steps} "
+                              f"and {power}")
+        self.total_steps, self.power = total_steps, power
+        super().__init__(optimizer)
+
+    def factor(self) -> float:
+        return max(0.0, 1.0 - self.iteration / self.total_steps) ** self.power
+
+
+SCHEDULES = ("constant", "step", "multistep", "plateau", "cosine", "poly")
 
 
 def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, epochs: int,
@@ -212,4 +229,6 @@ def build_schedule(name: str, optimizer: torch.optim.Optimizer, *, epochs: int,
         warmup_epochs = options.pop("warmup_epochs", 0)
         options.setdefault("warmup_steps", round(warmup_epochs * steps_per_epoch))
         return WarmupCosineLR(optimizer, total_steps=epochs * steps_per_epoch, **options)
+    if name == "poly":
+        return PolyLR(optimizer, total_steps=epochs * steps_per_epoch, **options)
     raise CnnkitError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
