@@ -16,7 +16,10 @@ from cnnkit.data.sample import Sample
 from cnnkit.data.transforms import HorizontalFlip, Resize
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SHIPPED = ("fashion_mnist", "camvid", "membrane", "dlc_openfield", "demo_shapes")
+DEMO = Path(__file__).resolve().parents[1] / "src" / "cnnkit" / "demo.yaml"
+SHIPPED = {name: CONFIGS / f"{name}.yaml" for name in ("fashion_mnist", "camvid", "membrane",
+                                                       "dlc_openfield")}
+SHIPPED["demo_shapes"] = DEMO
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -85,21 +88,22 @@ def test_build_transforms_by_name_with_params():
 
 
 def test_synthetic_datasets_and_model_build():
-    config = load_config(CONFIGS / "demo_shapes.yaml", ["data.num_samples=8", "data.val_samples=4"])
+    config = load_config(DEMO, ["data.num_samples=8", "data.val_samples=4"])
     train, val = build_dataset(config.data, "train"), build_dataset(config.data, "val")
     assert (len(train), len(val)) == (8, 4)
-    assert tuple(train[0].image.shape) == (3, 32, 32)
+    assert tuple(train[0].image.shape) == (3, 64, 64)
     assert not torch.equal(train[0].image, val[0].image)  # val comes from another seed
     assert class_names(train, "classification") == ["circle", "square", "triangle"]
+    assert class_names(train, "segmentation") == ["background", "circle", "square", "triangle"]
     model = build_model(config.model)
-    assert model(train[0].image[None]).shape == (1, 3)
+    assert model(train[0].image[None]).shape == (1, 4, 64, 64)
     with pytest.raises(ConfigError, match="data.test_split is not set"):
         build_dataset(config.data, "test")
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_configs_load(name):
-    config = load_config(CONFIGS / f"{name}.yaml")
+    config = load_config(SHIPPED[name])
     assert config.name == name and config.train.run_dir == f"runs/{name}"
     for key in ("train_transforms", "eval_transforms"):
         build_transforms(getattr(config.data, key), key)

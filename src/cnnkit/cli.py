@@ -156,14 +156,6 @@ def models_cmd(task: str | None, pattern: str | None, fmt: str, features: bool) 
     click.echo(table)
 
 
-@cli.command()
-def demo() -> None:
-    """Analyse a few classic networks of the lecture decks (AlexNet, VGG16, a U-Net)."""
-    from cnnkit.demo import run_demo
-
-    run_demo()
-
-
 @cli.group()
 def data() -> None:
     """Inspect datasets read from local files."""
@@ -213,6 +205,16 @@ def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
         click.echo(f"{key}: {value}")
+
+
+def _add_run_commands() -> None:
+    from cnnkit.cli_run import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_run_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

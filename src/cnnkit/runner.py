@@ -98,10 +98,10 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
           max_steps: int | None = None) -> dict[str, Any]:
     """Train as configured, then evaluate the best checkpoint and write the report."""
     run_dir = Path(config.train.run_dir)
+    parts = build_parts(config)
     if resume is None and (run_dir / "last.pt").exists():
         raise CnnkitError(f"run folder {run_dir} already holds a run (last.pt); resume it with "
                           f"--resume {run_dir / 'last.pt'} or choose train.run_dir=...")
-    parts = build_parts(config)
     data, seed = config.data, config.train.seed
     train_set = build_dataset(data, "train", seed=seed)
     val_set = build_dataset(data, "val", seed=seed) if data.val_split else None
@@ -227,3 +227,68 @@ def sanity(config: RunConfig, *, steps: int = 300, lr: float = 1e-3) -> dict[str
     batch = collate_samples([train_set[i] for i in range(count)])
     return overfit_one_batch(parts.model, parts.task, batch, steps=steps, lr=lr,
                              device=resolve_device(config.train.device))
+
+
+def predict(run_dir: str | Path, images: list[str | Path], out_dir: str | Path, *,
+            checkpoint: str | Path | None = None) -> list[dict[str, Any]]:
+    """Predict on image files with a trained run; writes per image a JSON record and a picture
+    (segmentation: the mask as an index PNG and a coloured overlay; keypoints: the points drawn;
+    classification: the class scores), plus ``predictions.json`` with every record."""
+    from PIL import Image
+
+    from cnnkit.data.datasets import read_image
+    from cnnkit.data.sample import Sample
+    from cnnkit.config.build import build_transforms
+    from cnnkit.viz import colorize_mask, draw_keypoints, overlay_mask, to_pil
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    config = load_run(run_dir)
+    parts = build_parts(config)
+    load_model_state(parts.model, checkpoint or run_dir / "best.pt")
+    device = resolve_device(config.train.device)
+    model = parts.model.to(device).eval()
+    transform = build_transforms(config.data.eval_transforms, "data.eval_transforms")
+    channels = config.model.in_channels or 3
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for path in map(Path, images):
+        original = read_image(path, "L" if channels == 1 else "RGB")
+        sample = Sample(original, meta={"path": str(path), "original_size":
+                                        tuple(original.shape[-2:])})
+        if transform is not None:
+            sample = transform(sample, torch.Generator().manual_seed(0))
+        batch = to_device(collate_samples([sample]), device)
+        with torch.no_grad():
+            output = model(batch["image"])
+        record = {"image": str(path), **_jsonable(parts.task.decode(output, batch)[0])}
+        stem = out_dir / path.stem
+        picture = to_pil(original)
+        if "mask" in record:
+            mask = torch.as_tensor(record.pop("mask"), dtype=torch.uint8)
+            mask = _to_size(mask, original.shape[-2:])
+            colorize_mask(mask).save(f"{stem}_mask_color.png")
+            Image.fromarray(mask.numpy()).save(f"{stem}_mask.png")
+            overlay_mask(picture, mask).save(f"{stem}_overlay.png")
+            record["mask"] = f"{stem.name}_mask.png"
+        elif "keypoints" in record:
+            draw_keypoints(picture, torch.tensor(record["keypoints"]),
+                           skeleton=parts.skeleton).save(f"{stem}_keypoints.png")
+        if "class" in record and parts.names:
+            record["class_name"] = parts.names[record["class"]]
+        (out_dir / f"{path.stem}.json").write_text(json.dumps(record, indent=2))
+        records.append(record)
+    (out_dir / "predictions.json").write_text(json.dumps(records, indent=2))
+    return records
+
+
+def _to_size(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A predicted mask brought to the original image size (nearest neighbour)."""
+    if tuple(mask.shape) == tuple(size):
+        return mask
+    resized = torch.nn.functional.interpolate(mask[None, None].float(), size=tuple(size),
+                                              mode="nearest")
+    return resized[0, 0].to(torch.uint8)
+
+
+def _jsonable(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.tolist() if isinstance(v, torch.Tensor) else v for k, v in record.items()}
