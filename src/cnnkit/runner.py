@@ -22,7 +22,8 @@ from cnnkit.config.loader import config_to_dict, save_config
 from cnnkit.data.batch import collate_samples, to_device
 from cnnkit.engine import Trainer, build_optimizer, build_schedule, evaluate, load_checkpoint
 from cnnkit.engine.devices import resolve_device
-from cnnkit.engine.distributed import dist_info, make_loader
+from cnnkit.engine.distributed import (cleanup_distributed, dist_info, init_distributed,
+                                       make_loader)
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import build_task
 from cnnkit.tasks.base import Task
@@ -96,7 +97,12 @@ def _schedule(config: RunConfig, optimizer: torch.optim.Optimizer, steps_per_epo
 
 def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = False,
           max_steps: int | None = None) -> dict[str, Any]:
-    """Train as configured, then evaluate the best checkpoint and write the report."""
+    """Train as configured, then evaluate the best checkpoint and write the report.
+
+    Under ``torchrun`` every process trains its shard (DDP); the process group is left after
+    training and rank 0 alone evaluates and writes the report.
+    """
+    info = init_distributed()
     run_dir = Path(config.train.run_dir)
     parts = build_parts(config)
     if resume is None and (run_dir / "last.pt").exists():
@@ -126,9 +132,10 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
                       max_steps=max_steps, resume=resume, quiet=quiet,
                       config=config_to_dict(config))
     history = trainer.fit()
+    cleanup_distributed()
     result: dict[str, Any] = {"run_dir": str(run_dir), "history": history,
                               "stop_reason": trainer.stop_reason}
-    if val_loader is not None and dist_info().is_main:
+    if val_loader is not None and info.is_main:
         best = run_dir / "best.pt"
         result.update(evaluate_run(run_dir, best if best.exists() else run_dir / "last.pt",
                                    config=config, parts=parts))
