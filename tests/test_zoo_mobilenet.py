@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from cnnkit.analysis import analyze
+from zoo_helpers import count, mult_adds, on_meta
 
 from cnnkit.errors import CnnkitError
 from cnnkit.layers.separable import DepthwiseSeparableConv, InvertedResidual, make_divisible
@@ -20,20 +20,6 @@ from cnnkit.models.classification.mobilenet_v1 import mobilenet_v1
 from cnnkit.models.classification.mobilenet_v2 import mobilenet_v2
 from cnnkit.models.features import FeatureExtractor
 from cnnkit.models.registry import create, get_info
-
-
-def count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def mult_adds(model: nn.Module, size: int, channels: int = 3) -> int:
-    """Multiply-adds of all Conv2d and Linear layers for one ``size`` x ``size`` image."""
-    return analyze(model, (channels, size, size)).totals["macs"]
-
-
-def on_meta(builder, **options) -> nn.Module:
-    with torch.device("meta"):
-        return builder(**options).eval()
 
 
 # --- the blocks ---------------------------------------------------------------------------------

@@ -27,6 +27,18 @@ from cnnkit.tasks.base import Batch, Metric, Task, main_output
 GOOGLENET_AUX_WEIGHT = 0.3
 
 
+def weight_vector(class_weights: Sequence[float] | torch.Tensor | None,
+                  num_classes: int) -> torch.Tensor | None:
+    """Per-class loss weights as a float tensor (None stays None), one per class."""
+    if class_weights is None:
+        return None
+    weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    if weights.shape != (num_classes,):
+        raise ValueError(f"class_weights must have one weight per class ({num_classes}); "
+                         f"got shape {tuple(weights.shape)}")
+    return weights
+
+
 def check_labels(labels: torch.Tensor, num_classes: int, name: str = "label") -> None:
     """Raise if a label lies outside ``[0, num_classes)``. Checked on the CPU only: on a GPU the
     check would wait for the device every step (the loss kernel asserts there instead)."""
@@ -118,12 +130,7 @@ class ClassificationTask(Task):
             raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.num_classes, self.label_smoothing = num_classes, label_smoothing
         self.aux_weight, self.topk = aux_weight, topk
-        self.class_weights = None
-        if class_weights is not None:
-            self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
-            if self.class_weights.shape != (num_classes,):
-                raise ValueError(f"class_weights must have one weight per class ({num_classes}); "
-                                 f"got shape {tuple(self.class_weights.shape)}")
+        self.class_weights = weight_vector(class_weights, num_classes)
 
     def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)

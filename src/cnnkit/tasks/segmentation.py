@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from cnnkit.data.sample import IGNORE_INDEX
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task, main_output
-from cnnkit.tasks.classification import aux_names, confusion_counts, nanmean, safe_ratio
+from cnnkit.tasks.classification import (aux_names, confusion_counts, nanmean, safe_ratio,
+                                         weight_vector)
 from cnnkit.tasks.losses import dice_loss, soft_iou_loss
 
 TORCHVISION_AUX_WEIGHT = 0.5
@@ -156,12 +157,7 @@ class SegmentationTask(Task):
         if all(w == 0 for w in self.weights.values()):
             raise ValueError("at least one of ce_weight, dice_weight, soft_iou_weight must be > 0")
         self.aux_weight = aux_weight
-        self.class_weights = None
-        if class_weights is not None:
-            self.class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
-            if self.class_weights.shape != (num_classes,):
-                raise ValueError(f"class_weights must have one weight per class ({num_classes}); "
-                                 f"got shape {tuple(self.class_weights.shape)}")
+        self.class_weights = weight_vector(class_weights, num_classes)
 
     def _parts(self, logits: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         labels, valid = self.rules.prepare(mask.to(logits.device), _spatial(logits))
