@@ -45,3 +45,19 @@ def test_transformed_dataset_same_with_any_number_of_workers() -> None:
     data.set_epoch(1)
     assert [data[i].meta["r"] for i in range(6)] != plain
     assert data.num_classes == 4  # attributes of the wrapped dataset pass through
+
+
+def test_dataloader_applies_the_transform_to_subsets() -> None:
+    """DataLoader fetches batches through ``__getitems__`` when the dataset has one (Subset
+    does): the wrapper must not expose the wrapped dataset's, or the transform is skipped."""
+    from torch.utils.data import DataLoader, Subset
+
+    from cnnkit.data.batch import collate_samples
+    from cnnkit.data.datasets import TransformedDataset
+    from cnnkit.data.synthetic import SyntheticShapes
+    from cnnkit.data.transforms import Resize
+
+    subset = Subset(SyntheticShapes(4, size=32, seed=0), [0, 2])
+    wrapped = TransformedDataset(subset, Resize((16, 16)), seed=0)
+    batch = next(iter(DataLoader(wrapped, batch_size=2, collate_fn=collate_samples)))
+    assert tuple(batch["image"].shape) == (2, 3, 16, 16)

@@ -208,6 +208,10 @@ def _sample_pictures(parts: Parts, dataset, folder: Path, device: torch.device) 
     with torch.no_grad():
         output = parts.model(batch["image"])
     predictions = parts.task.decode(output, batch)
+    if hasattr(parts.task, "points"):  # keypoints: draw them where the network saw them
+        points, _ = parts.task.points(output, batch)
+        for prediction, xy in zip(predictions, points.detach().cpu()):
+            prediction["keypoints"] = xy
     targets = _targets(batch, count)
     mean, std = _normalization(parts.config)
     kind = viz_kind(parts.config.task.kind)

@@ -44,6 +44,9 @@ class TransformedDataset(Dataset):
         return self.transform(sample, rng)
 
     def __getattr__(self, name: str):
-        if name == "dataset":  # not set yet (unpickling)
+        # Attributes of the wrapped dataset (classes, skeleton, ...) are visible here, but never
+        # its special methods: DataLoader fetches through ``__getitems__`` when a dataset has one
+        # (torch's Subset does), which would hand out samples without the transform.
+        if name == "dataset" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
