@@ -32,7 +32,8 @@ from torch import nn
 
 from cnnkit.layers.init import init_weights
 from cnnkit.models.dense import DenseModel, InputSizes
-from cnnkit.models.keypoints.regression import check_counts
+from cnnkit.models.dense import check_counts
+from cnnkit.models.keypoints.regression import KEYPOINT_COUNT
 from cnnkit.models.registry import register
 
 CPM_PAPER = ("S.-E. Wei, V. Ramakrishna, T. Kanade, Y. Sheikh, Convolutional Pose Machines, "
@@ -70,7 +71,7 @@ class ConvolutionalPoseMachine(DenseModel):
     def __init__(self, *, num_classes: int = LSP_KEYPOINTS, in_channels: int = 3,
                  stages: int = 6) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels)
+        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
         if stages < 1:
             raise ValueError(f"stages (T) must be >= 1; got {stages}")
         beliefs = num_classes + 1

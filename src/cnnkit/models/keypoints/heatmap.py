@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from cnnkit.models.dense import DenseModel, InputSizes
-from cnnkit.models.keypoints.regression import COCO_KEYPOINTS, check_counts, zoo_backbone
+from cnnkit.models.dense import check_counts
+from cnnkit.models.keypoints.regression import COCO_KEYPOINTS, KEYPOINT_COUNT, zoo_backbone
 from cnnkit.models.registry import register
 from cnnkit.models.segmentation.unet import UNet
 
@@ -76,7 +77,7 @@ class SimpleBaseline(DenseModel):
                  background: bool = False,
                  backbone_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels)
+        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
         self.backbone = zoo_backbone(backbone, in_channels, backbone_options)
         backbone_stride = self.backbone.strides[-1]
         valid = [backbone_stride >> i for i in range(int(math.log2(backbone_stride)) + 1)]
@@ -126,7 +127,7 @@ class UNetHeatmap(DenseModel):
                  output_stride: int = 2, depth: int = 4, base_width: int = 16,
                  background: bool = False, batch_norm: bool = True) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels)
+        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
         if output_stride not in (1, 2):
             raise ValueError(f"output_stride must be 1 or 2 for a U-Net heatmap; got "
                              f"{output_stride}")

@@ -22,13 +22,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnkit.models.dense import DenseModel, InputSizes
+from cnnkit.models.dense import DenseModel, InputSizes, check_counts
 from cnnkit.models.features import FeatureExtractor
 from cnnkit.models.registry import create, register
 
 DEEPPOSE_PAPER = ("A. Toshev, C. Szegedy, DeepPose: Human Pose Estimation via Deep Neural "
                   "Networks, CVPR 2014")
 COCO_KEYPOINTS = 17
+KEYPOINT_COUNT = "num_classes (the number of keypoints K)"  # how errors name it
 
 
 def zoo_backbone(name: str, in_channels: int = 3,
@@ -39,11 +40,6 @@ def zoo_backbone(name: str, in_channels: int = 3,
     return create(name, in_channels=in_channels, features_only=True, out_indices=[-1],
                   **dict(options or {}))
 
-
-def check_counts(num_keypoints: int, in_channels: int) -> None:
-    if num_keypoints < 1 or in_channels < 1:
-        raise ValueError(f"num_classes (the number of keypoints K) and in_channels must be >= 1; "
-                         f"got {num_keypoints} and {in_channels}")
 
 
 class KeypointRegressor(DenseModel):
@@ -59,7 +55,7 @@ class KeypointRegressor(DenseModel):
                  in_channels: int = 3, dropout: float = 0.0,
                  backbone_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels)
+        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
         self.backbone = zoo_backbone(backbone, in_channels, backbone_options)
         self.num_keypoints = self.num_classes = num_classes
         self.input_sizes = InputSizes(minimum=self.backbone.strides[-1])

@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnkit.models.base import Classifier
 from cnnkit.models.features import drop_head, pick_taps, read_taps
-from cnnkit.models.dense import DenseModel, InputSizes
+from cnnkit.models.dense import DenseModel, InputSizes, check_counts
 from cnnkit.models.registry import create
 
 class SegmentationOutputs(NamedTuple):
@@ -82,7 +82,5 @@ class HeadOnBackbone(DenseModel):
         return SegmentationOutputs(out, resize(self.aux_classifier(maps[0]), x.shape[-2:]))
 
 
-def check_classes(num_classes: int, in_channels: int) -> None:
-    if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1; "
-                         f"got {num_classes} and {in_channels}")
+check_classes = check_counts  # segmentation builders say num_classes
+
