@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -24,11 +23,10 @@ def build(seed: int = 0) -> tuple[nn.Module, torch.optim.Optimizer]:
     return model, build_optimizer(model, "sgd", lr=0.1, weight_decay=1e-4)
 
 
-def worker(rank: int, port: int, run_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
+def worker(rank: int, rendezvous: str, run_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    info = init_distributed("gloo")
+    info = init_distributed("gloo", init_method=rendezvous)
     try:
         model, opt = build()
         train = tiny_data(32)
@@ -44,14 +42,10 @@ def worker(rank: int, port: int, run_dir: str) -> None:
         cleanup_distributed()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_processes_match_one_process_on_the_same_global_batch(tmp_path) -> None:
-    mp.spawn(worker, args=(free_port(), str(tmp_path / "ddp")), nprocs=WORLD, join=True)
+    # a file rendezvous: no TCP port to pick, so no race with other processes for one
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"
+    mp.spawn(worker, args=(rendezvous, str(tmp_path / "ddp")), nprocs=WORLD, join=True)
 
     model, opt = build()
     loader = DataLoader(tiny_data(32), batch_size=GLOBAL_BATCH)

@@ -20,7 +20,8 @@ from cnnkit.config.build import (base_dataset, build_dataset, build_model, class
                                  dataset_split)
 from cnnkit.config.loader import config_to_dict, save_config
 from cnnkit.data.batch import collate_samples, to_device
-from cnnkit.engine import Trainer, build_optimizer, build_schedule, evaluate, load_checkpoint
+from cnnkit.engine import (Trainer, build_optimizer, build_schedule, evaluate, freeze,
+                           load_checkpoint)
 from cnnkit.engine.devices import resolve_device
 from cnnkit.engine.distributed import (cleanup_distributed, dist_info, init_distributed,
                                        make_loader)
@@ -59,6 +60,10 @@ def build_task_for(config: RunConfig, model: nn.Module, names: list[str] | None,
             options.setdefault("flip_pairs", list(skeleton.flip_pairs))
     else:
         options.setdefault("num_classes", model.num_classes)
+        if kind == "classification" and names and len(names) != options["num_classes"]:
+            raise CnnkitError(f"the model predicts {options['num_classes']} classes but the data "
+                              f"has {len(names)} ({', '.join(names)}); set "
+                              f"model.num_classes={len(names)}")
         if kind == "segmentation" and names and len(names) == options["num_classes"]:
             options.setdefault("class_names", names)
     return build_task(kind, **options)
@@ -73,11 +78,14 @@ def build_parts(config: RunConfig, *, reference_split: str = "val") -> Parts:
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The configured optimizer; ``optim.freeze`` groups or prefixes are frozen first (their
+    batch-norm layers keep the running statistics they came with)."""
     optim = config.optim
-    multipliers = {**optim.lr_mult, **{group: 0.0 for group in optim.freeze}}
+    if optim.freeze:
+        freeze(model, optim.freeze)
     return build_optimizer(model, optim.name, optim.lr, momentum=optim.momentum,
                            weight_decay=optim.weight_decay, nesterov=optim.nesterov,
-                           betas=tuple(optim.betas), lr_multipliers=multipliers or None)
+                           betas=tuple(optim.betas), lr_multipliers=optim.lr_mult or None)
 
 
 def _schedule(config: RunConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int,

@@ -55,13 +55,18 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """A registered model (``cnnkit models``) and the options of its builder."""
+    """A registered model (``cnnkit models``) and the options of its builder.
+
+    ``probe_stage``: train only a linear classifier on the globally averaged feature map of this
+    stage of the (frozen) model (index into its feature maps, -1 the last): the transfer
+    recipe for very little data (:class:`cnnkit.engine.LinearProbe`)."""
 
     name: str = "resnet20_cifar"
     options: dict[str, Any] = field(default_factory=dict)
     num_classes: int | None = None  # default: the model's own
     in_channels: int | None = None
     weights: str | None = None  # a local .pth/.pt/.safetensors file
+    probe_stage: int | None = None
 
 
 @dataclass

@@ -49,11 +49,13 @@ def dist_info() -> DistInfo:
     return DistInfo()
 
 
-def init_distributed(backend: str | None = None) -> DistInfo:
+def init_distributed(backend: str | None = None, init_method: str | None = None) -> DistInfo:
     """Join the process group described by torchrun's environment variables.
 
     Without ``WORLD_SIZE`` (or with 1) nothing is initialised. The backend defaults to NCCL
     when CUDA is available, gloo otherwise; on GPUs each process uses ``cuda:LOCAL_RANK``.
+    ``init_method`` replaces torchrun's ``MASTER_ADDR``/``MASTER_PORT`` rendezvous (e.g. a
+    shared ``file://`` path).
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1 or (dist.is_available() and dist.is_initialized()):
@@ -63,7 +65,8 @@ def init_distributed(backend: str | None = None) -> DistInfo:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend=backend, rank=int(os.environ["RANK"]), world_size=world_size)
+    dist.init_process_group(backend=backend, init_method=init_method,
+                            rank=int(os.environ["RANK"]), world_size=world_size)
     return dist_info()
 
 

@@ -127,6 +127,7 @@ class LinearProbe(nn.Module):
         for param in self.features.parameters():
             param.requires_grad_(False)
         self.fc = nn.Linear(self.features.channels[0], num_classes)
+        self.num_classes = num_classes
         nn.init.normal_(self.fc.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc.bias)
 

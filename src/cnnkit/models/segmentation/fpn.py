@@ -118,3 +118,9 @@ register("fpn_resnet50", fpn, task="segmentation", paper=PAPER, year=2019,
                 "head (128 channels, GroupNorm 32); no P6; upsampling to exact sizes, so any "
                 "input of at least 32 pixels works."),
          backbone="resnet50")
+register("fpn_resnet18", fpn, task="segmentation", paper=PAPER, year=2019,
+         input_size=(3, 512, 512), num_params=15_410_133, num_classes=21,
+         notes=("ResNet-18 (no dilation) + FPN P2..P5 (256 channels) + the panoptic FPN semantic "
+                "head (128 channels, GroupNorm 32); the papers use ResNet-50/101: a lighter "
+                "variant for training from scratch on a CPU (configs/camvid.yaml)."),
+         backbone="resnet18")
