@@ -50,6 +50,14 @@ def test_eval_reproduces_the_recorded_metrics(trained: Path) -> None:
     assert after == before and "miou" in output
 
 
+def test_eval_with_flip_tta_writes_its_own_record(trained: Path) -> None:
+    before = (trained / "eval.json").read_text()
+    output = run("eval", str(trained), "--tta", "flip")
+    record = json.loads((trained / "eval_flip.json").read_text())
+    assert record["tta"] == "flip" and 0.0 <= record["metrics"]["miou"] <= 1.0
+    assert (trained / "eval.json").read_text() == before and "eval_flip.json" in output
+
+
 def test_predict_writes_masks_at_the_image_size(trained: Path, tmp_path: Path) -> None:
     image = tmp_path / "shape.png"
     Image.new("RGB", (32, 32), (200, 30, 30)).save(image)

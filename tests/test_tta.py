@@ -8,9 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data.sample import Skeleton
-from cnnkit.inference import (DECK_SCALES, classify_tta, five_crop_positions, heatmap_flip_tta,
-                              multi_scale_views, reflect_pad, resize_short_side, segment_flip_tta,
-                              sliding_window_inference, ten_crop)
+from cnnkit.errors import CnnkitError
+from cnnkit.inference import (DECK_SCALES, FlipTTA, classify_tta, five_crop_positions,
+                              heatmap_flip_tta, multi_scale_views, reflect_pad, resize_short_side,
+                              segment_flip_tta, sliding_window_inference, ten_crop)
 from cnnkit.tasks.keypoint_decode import decode_heatmaps, gaussian_heatmaps
 
 
@@ -193,3 +194,22 @@ def test_reflect_pad_mirrors_without_repeating_the_edge_and_beyond_the_size() ->
     assert reflect_pad(row, 2, 1, 0, 0).tolist() == [[[[2.0, 1.0, 0.0, 1.0, 2.0, 1.0]]]]
     wide = reflect_pad(row, 5, 0, 0, 0)  # more than one reflection
     assert wide.tolist() == [[[[1.0, 0.0, 1.0, 2.0, 1.0, 0.0, 1.0, 2.0]]]]
+
+
+def test_flip_tta_module_averages_class_scores_of_both_views() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 4, 5))  # not mirror-symmetric
+    images = torch.randn(3, 2, 3, 4)
+    expected = (model(images) + model(images.flip(-1))) / 2
+    assert torch.allclose(FlipTTA(model, "classification")(images), expected, atol=1e-6)
+
+
+def test_flip_tta_module_segmentation_matches_the_function_and_refuses_regression() -> None:
+    torch.manual_seed(0)
+    model = nn.Conv2d(3, 4, 3, padding=1)
+    images = torch.randn(2, 3, 8, 8)
+    assert torch.equal(FlipTTA(model, "segmentation")(images), segment_flip_tta(model, images))
+    with pytest.raises(CnnkitError, match="keypoints-regression"):
+        FlipTTA(model, "keypoints-regression")
+    with pytest.raises(CnnkitError, match="skeleton"):
+        FlipTTA(model, "keypoints-heatmap")

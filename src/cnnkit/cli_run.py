@@ -36,13 +36,16 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str | None, quie
               help="Default: RUN_DIR/best.pt.")
 @click.option("--split", default="val", show_default=True,
               type=click.Choice(["train", "val", "test"]))
-def evaluate(run_dir: str, overrides: tuple[str, ...], checkpoint: str | None, split: str) -> None:
+@click.option("--tta", default=None, type=click.Choice(["flip"]),
+              help="Average the outputs on the images and their mirrors (writes eval_flip.json).")
+def evaluate(run_dir: str, overrides: tuple[str, ...], checkpoint: str | None, split: str,
+             tta: str | None) -> None:
     """Evaluate a trained run on a split; writes eval.json, samples and report.html."""
     from cnnkit.runner import evaluate_run, load_run
 
     config = load_run(run_dir, list(overrides))
-    result = evaluate_run(run_dir, checkpoint, split=split, config=config)
-    click.echo(f"report: {result['report']}")
+    result = evaluate_run(run_dir, checkpoint, split=split, config=config, tta=tta)
+    click.echo(f"{'figures' if tta else 'report'}: {result['report']}")
     click.echo(_figures(result["metrics"]))
 
 

@@ -169,9 +169,12 @@ def load_model_state(model: nn.Module, checkpoint: str | Path) -> None:
 
 def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
                  split: str = "val", config: RunConfig | None = None,
-                 parts: Parts | None = None) -> dict[str, Any]:
+                 parts: Parts | None = None, tta: str | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (default: the run's best) on ``split``; writes ``eval.json``,
-    sample pictures and ``report.html`` into the run folder."""
+    sample pictures and ``report.html`` into the run folder. With ``tta="flip"`` the model's
+    outputs on the images and their mirrors are averaged (:class:`cnnkit.inference.FlipTTA`)
+    and the figures go to ``eval_flip.json`` alone."""
+    from cnnkit.inference import FlipTTA
     from cnnkit.report import write_report
 
     run_dir = Path(run_dir)
@@ -184,13 +187,20 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
                          train=False, num_workers=config.data.workers)
     device = resolve_device(config.train.device)
     parts.model.to(device)
+    if tta not in (None, "flip"):
+        raise CnnkitError(f"tta must be 'flip' (or none); got {tta!r}")
+    model = parts.model if tta is None else FlipTTA(parts.model, config.task.kind,
+                                                    parts.skeleton)
     metric = parts.task.new_metric()
-    figures = evaluate(parts.model, parts.task, loader, device=device, metric=metric)
+    figures = evaluate(model, parts.task, loader, device=device, metric=metric)
     confusion = getattr(metric, "confusion", None)
-    record = {"checkpoint": str(checkpoint), "split": split, "metrics": figures,
+    record = {"checkpoint": str(checkpoint), "split": split, "tta": tta, "metrics": figures,
               "class_names": parts.names,
               "confusion": None if confusion is None else confusion.tolist()}
-    (run_dir / "eval.json").write_text(json.dumps(record, indent=2, allow_nan=True))
+    name = "eval.json" if tta is None else f"eval_{tta}.json"
+    (run_dir / name).write_text(json.dumps(record, indent=2, allow_nan=True))
+    if tta is not None:
+        return {"metrics": figures, "report": str(run_dir / name), "checkpoint": str(checkpoint)}
     _sample_pictures(parts, dataset, run_dir / "samples", device)
     report = write_report(run_dir, title=config.name)
     return {"metrics": figures, "report": str(report), "checkpoint": str(checkpoint)}

@@ -36,8 +36,10 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from cnnkit.data.sample import Skeleton
+from cnnkit.errors import CnnkitError
 
 Average = Literal["probs", "logits"]
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -200,3 +202,38 @@ def heatmap_flip_tta(model: Model, images: torch.Tensor, flip: Skeleton | Sequen
     perm = _permutation(flip, outputs.shape[-3])
     plain, mirrored = outputs.chunk(2)
     return (plain + mirrored.flip(-1)[..., perm, :, :]) / 2
+
+
+FLIP_TASKS = ("classification", "segmentation", "keypoints-heatmap")
+
+
+class FlipTTA(nn.Module):
+    """``model`` evaluated on the images and their mirrors, outputs averaged (logits).
+
+    ``task``: "classification" (class scores of both views), "segmentation"
+    (:func:`segment_flip_tta`) or "keypoints-heatmap" (:func:`heatmap_flip_tta`, which needs
+    ``flip``: the skeleton or its left/right permutation). Regression outputs (boxes, keypoint
+    coordinates) are not averaged: a mirrored coordinate needs the image width and the
+    keypoints' left/right swap, which only heatmaps carry in their layout.
+    """
+
+    def __init__(self, model: nn.Module, task: str,
+                 flip: Skeleton | Sequence[int] | None = None) -> None:
+        super().__init__()
+        if task not in FLIP_TASKS:
+            raise CnnkitError(f"flip test-time augmentation works for {', '.join(FLIP_TASKS)}; "
+                              f"the task is {task!r}")
+        if task == "keypoints-heatmap" and flip is None:
+            raise CnnkitError("flip test-time augmentation of heatmaps needs the skeleton's "
+                              "left/right pairs; the dataset declares none")
+        self.model, self.task, self.flip = model, task, flip
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.task == "segmentation":
+            return segment_flip_tta(self.model, images)
+        if self.task == "keypoints-heatmap":
+            return heatmap_flip_tta(self.model, images, self.flip)
+        _check_batch(images)
+        plain, mirrored = self.model(torch.cat([images, images.flip(-1)])).chunk(2)
+        return (plain + mirrored) / 2
