@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from cnnkit.config import RunConfig, load_config
-from cnnkit.config.build import (base_dataset, build_dataset, build_model, class_names,
-                                 dataset_split)
+from cnnkit.config.build import (base_dataset, build_batch_transforms, build_dataset, build_model,
+                                 class_names, dataset_split)
 from cnnkit.config.loader import config_to_dict, save_config
 from cnnkit.data.batch import collate_samples, to_device
 from cnnkit.engine import (Trainer, build_optimizer, build_schedule, evaluate, freeze,
@@ -138,7 +138,8 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
                       amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip,
                       early_stopping=t.early_stopping, seed=seed, deterministic=t.deterministic,
                       max_steps=max_steps, resume=resume, quiet=quiet,
-                      config=config_to_dict(config))
+                      config=config_to_dict(config),
+                      batch_transform=build_batch_transforms(data.batch_transforms))
     history = trainer.fit()
     cleanup_distributed()
     result: dict[str, Any] = {"run_dir": str(run_dir), "history": history,

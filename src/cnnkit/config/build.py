@@ -17,6 +17,7 @@ from cnnkit.data.datasets import (COCOKeypoints, Split, TransformedDataset, camv
                                   random_split)
 from cnnkit.data.datasets.by_kind import open_dataset
 from cnnkit.data.heatmaps import HeatmapTarget
+from cnnkit.data.transforms.batched import BATCH_TRANSFORMS, BatchCompose
 
 TRANSFORMS: dict[str, type] = {
     "Resize": T.Resize, "Crop": T.Crop, "CenterCrop": T.CenterCrop, "Pad": T.Pad,
@@ -48,24 +49,35 @@ def build_transforms(spec: list[Any] | None, where: str = "transforms") -> T.Com
     Entries are names (``"HorizontalFlip"``) or one-key mappings ``{Name: {param: value}}``;
     YAML lists in parameters become tuples. Valid names: the keys of :data:`TRANSFORMS`.
     """
-    if not spec:
-        return None
-    built = []
-    for i, entry in enumerate(spec):
+    built = _build_named(spec, where, TRANSFORMS)
+    return T.Compose(built) if built else None
+
+
+def build_batch_transforms(spec: list[Any] | None,
+                           where: str = "data.batch_transforms") -> BatchCompose | None:
+    """The training-batch transforms of ``data.batch_transforms`` (None for an empty list);
+    valid names: the keys of :data:`~cnnkit.data.transforms.batched.BATCH_TRANSFORMS`."""
+    built = _build_named(spec, where, BATCH_TRANSFORMS)
+    return BatchCompose(built) if built else None
+
+
+def _build_named(spec: list[Any] | None, where: str, registry: dict[str, Any]) -> list[Any]:
+    built: list[Any] = []
+    for i, entry in enumerate(spec or []):
         name, params = _transform_entry(entry, f"{where}[{i}]")
-        if name not in TRANSFORMS:
-            close = difflib.get_close_matches(name, TRANSFORMS, n=1)
+        if name not in registry:
+            close = difflib.get_close_matches(name, registry, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ConfigError(f"{where}[{i}]: unknown transform {name!r}{hint}; valid names: "
-                              f"{', '.join(TRANSFORMS)}")
+                              f"{', '.join(registry)}")
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
         try:
-            built.append(TRANSFORMS[name](**params))
+            built.append(registry[name](**params))
         except TypeError as err:
             raise ConfigError(f"{where}[{i}]: {name}: {err}") from None
         except ValueError as err:
             raise ConfigError(f"{where}[{i}]: {err}") from None
-    return T.Compose(built)
+    return built
 
 
 def data_root(data: DataConfig) -> Path | None:

@@ -48,6 +48,7 @@ class DataConfig:
     size: int | list[int] = 64  # synthetic image size: int or [height, width]
     train_transforms: list[Any] = field(default_factory=list)
     eval_transforms: list[Any] = field(default_factory=list)
+    batch_transforms: list[Any] = field(default_factory=list)  # training batches, on the device
     batch_size: int = 32
     eval_batch_size: int | None = None  # default: batch_size
     workers: int = 2

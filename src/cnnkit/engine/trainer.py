@@ -26,6 +26,7 @@ import os
 import time
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import torch
@@ -62,7 +63,8 @@ class Trainer:
                  log_every: int = 50, eval_every: int = 1, checkpoint_every: int | None = None,
                  max_steps: int | None = None, resume: str | Path | None = None, quiet: bool = False,
                  tensorboard: bool = True, progress_stream: TextIO | None = None,
-                 config: dict[str, Any] | None = None) -> None:
+                 config: dict[str, Any] | None = None,
+                 batch_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         if epochs < 1 or log_every < 1 or eval_every < 1:
             raise CnnkitError(f"epochs, log_every and eval_every must be >= 1; got {epochs}, "
                               f"{log_every}, {eval_every}")
@@ -77,6 +79,7 @@ class Trainer:
         self.task, self.train_loader, self.val_loader = task, train_loader, val_loader
         self.epochs, self.run_dir = epochs, Path(run_dir)
         self.channels_last, self.grad_clip = channels_last, grad_clip
+        self.batch_transform = batch_transform
         self.early_stopping, self.log_every, self.eval_every = early_stopping, log_every, eval_every
         self.checkpoint_every, self.max_steps, self.quiet = checkpoint_every, max_steps, quiet
         model.to(self.device)
@@ -193,7 +196,8 @@ class Trainer:
         self._window_images, self._window_start = 0, time.perf_counter()
         self._epoch_start = time.perf_counter()  # a resumed epoch counts from the resume
         for raw in epoch_batches(self.train_loader, self.batches_done):
-            self._train_step(to_device(as_batch(raw), self.device, channels_last=self.channels_last))
+            batch = to_device(as_batch(raw), self.device, channels_last=self.channels_last)
+            self._train_step(batch if self.batch_transform is None else self.batch_transform(batch))
             self.step += 1
             self.batches_done += 1
             if self.step % self.log_every == 0:

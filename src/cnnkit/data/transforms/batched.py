@@ -1,0 +1,115 @@
+"""Augmentation of whole collated batches, on the device the batch is on.
+
+The per-sample transforms run in the loader's worker processes, one Python call per sample and
+transform. For small images that overhead dominates: on Fashion-MNIST (28x28) pad + crop + flip
+cost more CPU per image than a small network's training step, and on a 2-core machine the workers
+take that time from the step (BENCHMARKS.md). These transforms do the same on the whole batch in
+a few tensor operations, after :func:`~cnnkit.data.batch.to_device` (so on the GPU when training
+there), with one random draw per sample from torch's generator of the batch's device (seeded and
+checkpointed with the run).
+
+They move the image and, when the batch has one, the mask together; batches with keypoints or
+boxes are refused (their coordinates would need moving too: use the per-sample transforms).
+Configured as ``data.batch_transforms`` (training only; evaluation sees the images unchanged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cnnkit.errors import CnnkitError
+
+Batch = dict[str, Any]
+COORDINATE_KEYS = ("keypoints", "boxes", "heatmaps")
+
+
+def _check_movable(batch: Batch, name: str) -> None:
+    held = [key for key in COORDINATE_KEYS if key in batch]
+    if held:
+        raise CnnkitError(f"batch transform {name} moves images and masks only; this batch also "
+                          f"holds {', '.join(held)}: use the per-sample transforms")
+
+
+class BatchHorizontalFlip:
+    """Mirror each sample (image and mask) left-right with probability ``p``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"BatchHorizontalFlip p must be in [0, 1]; got {p}")
+        self.p = p
+
+    def __call__(self, batch: Batch) -> Batch:
+        _check_movable(batch, type(self).__name__)
+        image = batch["image"]
+        chosen = torch.rand(image.shape[0], device=image.device) < self.p
+        out = dict(batch)
+        for key in ("image", "mask"):
+            if key in batch:
+                value = batch[key]
+                where = chosen.view(-1, *([1] * (value.dim() - 1)))
+                out[key] = torch.where(where, value.flip(-1), value)
+        return out
+
+
+class BatchRandomShift:
+    """Shift each sample by up to ``padding`` pixels in x and y: the batch padded by ``padding``
+    on every side and each sample cropped back to its size at a random offset (the per-sample
+    ``Pad`` + ``RandomCrop``). New image pixels get ``fill`` (in the batch's units: after
+    ``Normalize``, black is ``-mean / std``); new mask pixels get ``mask_fill`` (the ignore
+    index by default)."""
+
+    def __init__(self, padding: int = 2, fill: float = 0.0, mask_fill: int = 255) -> None:
+        if padding < 0:
+            raise ValueError(f"BatchRandomShift padding must be >= 0; got {padding}")
+        self.padding, self.fill, self.mask_fill = padding, fill, mask_fill
+
+    def __call__(self, batch: Batch) -> Batch:
+        _check_movable(batch, type(self).__name__)
+        if self.padding == 0:
+            return batch
+        image = batch["image"]
+        n, height, width, p = image.shape[0], image.shape[-2], image.shape[-1], self.padding
+        offsets = torch.randint(0, 2 * p + 1, (n, 2), device=image.device).tolist()
+        out = dict(batch)
+        for key, fill in (("image", self.fill), ("mask", self.mask_fill)):
+            if key not in batch:
+                continue
+            value = batch[key]
+            padded = F.pad(value, (p, p, p, p), value=fill)
+            out[key] = torch.stack([padded[i, ..., dy:dy + height, dx:dx + width]
+                                    for i, (dy, dx) in enumerate(offsets)])
+            if key == "image":
+                out[key] = out[key].contiguous(memory_format=_memory_format(value))
+        return out
+
+
+def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) \
+            and not tensor.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class BatchCompose:
+    """Apply batch transforms in order."""
+
+    def __init__(self, transforms: Sequence[Callable[[Batch], Batch]]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, batch: Batch) -> Batch:
+        for transform in self.transforms:
+            batch = transform(batch)
+        return batch
+
+    def __repr__(self) -> str:
+        return f"BatchCompose({', '.join(type(t).__name__ for t in self.transforms)})"
+
+
+BATCH_TRANSFORMS: dict[str, Callable[..., Callable[[Batch], Batch]]] = {
+    "BatchHorizontalFlip": BatchHorizontalFlip,
+    "BatchRandomShift": BatchRandomShift,
+}
