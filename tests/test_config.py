@@ -67,7 +67,7 @@ def test_save_writes_resolved_config_that_loads_back(tmp_path):
     config = load_config(CONFIGS / "camvid.yaml", ["train.epochs=2"])
     config.save(str(tmp_path / "run" / "config.yaml"))
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert saved["train"]["epochs"] == 2 and saved["model"]["name"] == "unet_padded"
+    assert saved["train"]["epochs"] == 2 and saved["model"]["name"] == "fpn_resnet18"
     assert load_config(tmp_path / "run" / "config.yaml") == config
 
 
@@ -125,6 +125,6 @@ def test_dlc_split_and_camvid_classes(data_root):
     assert (len(split["train"]), len(split["val"])) == (110, 6)  # 5 % of 116, rounded
     camvid = load_config(CONFIGS / "camvid.yaml", [f"data.root={need_data('camvid')}"])
     val = build_dataset(camvid.data, "val")
-    assert len(val) == 101 and tuple(val[0].image.shape) == (3, 176, 240)
+    assert len(val) == 101 and tuple(val[0].image.shape) == (3, 180, 240)
     names = class_names(val, "segmentation")
     assert len(names) == 11 and "Unlabelled" not in names  # void is ignored, not a class
