@@ -112,15 +112,16 @@ def fpn(backbone: str = "resnet50", *, num_classes: int = 21, in_channels: int =
                         pyramid_channels=pyramid_channels, head_channels=head_channels)
 
 
-register("fpn_resnet50", fpn, task="segmentation", paper=PAPER, year=2019,
-         input_size=(3, 512, 512), num_params=28_478_933, num_classes=21,
-         notes=("ResNet-50 (no dilation) + FPN P2..P5 (256 channels) + the panoptic FPN semantic "
-                "head (128 channels, GroupNorm 32); no P6; upsampling to exact sizes, so any "
-                "input of at least 32 pixels works."),
-         backbone="resnet50")
-register("fpn_resnet18", fpn, task="segmentation", paper=PAPER, year=2019,
-         input_size=(3, 512, 512), num_params=15_410_133, num_classes=21,
-         notes=("ResNet-18 (no dilation) + FPN P2..P5 (256 channels) + the panoptic FPN semantic "
-                "head (128 channels, GroupNorm 32); the papers use ResNet-50/101: a lighter "
-                "variant for training from scratch on a CPU (configs/camvid.yaml)."),
-         backbone="resnet18")
+# backbone: (parameters with 21 classes, how it stands to the papers)
+VARIANTS = {
+    "resnet50": (28_478_933, "no P6; upsampling to exact sizes, so any input of at least 32 "
+                             "pixels works"),
+    "resnet18": (15_410_133, "the papers use ResNet-50/101: a lighter variant for training from "
+                             "scratch on a CPU (configs/camvid.yaml)"),
+}
+for _backbone, (_count, _remark) in VARIANTS.items():
+    register(f"fpn_{_backbone}", fpn, task="segmentation", paper=PAPER, year=2019,
+             input_size=(3, 512, 512), num_params=_count, num_classes=21,
+             notes=(f"{_backbone} (no dilation) + FPN P2..P5 (256 channels) + the panoptic FPN "
+                    f"semantic head (128 channels, GroupNorm 32); {_remark}."),
+             backbone=_backbone)
