@@ -45,7 +45,7 @@ def evaluate(run_dir: str, overrides: tuple[str, ...], checkpoint: str | None, s
 
     config = load_run(run_dir, list(overrides))
     result = evaluate_run(run_dir, checkpoint, split=split, config=config, tta=tta)
-    click.echo(f"{'figures' if tta else 'report'}: {result['report']}")
+    click.echo(f"figures: {result['record']}" if tta else f"report: {result['report']}")
     click.echo(_figures(result["metrics"]))
 
 

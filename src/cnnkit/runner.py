@@ -201,10 +201,11 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
     name = "eval.json" if tta is None else f"eval_{tta}.json"
     (run_dir / name).write_text(json.dumps(record, indent=2, allow_nan=True))
     if tta is not None:
-        return {"metrics": figures, "report": str(run_dir / name), "checkpoint": str(checkpoint)}
+        return {"metrics": figures, "record": str(run_dir / name), "checkpoint": str(checkpoint)}
     _sample_pictures(parts, dataset, run_dir / "samples", device)
     report = write_report(run_dir, title=config.name)
-    return {"metrics": figures, "report": str(report), "checkpoint": str(checkpoint)}
+    return {"metrics": figures, "record": str(run_dir / name), "report": str(report),
+            "checkpoint": str(checkpoint)}
 
 
 def _normalization(config: RunConfig) -> tuple[Any, Any]:
