@@ -12,7 +12,7 @@ from cnnkit.models import create, get_info, list_models
 from cnnkit.models.dense import DenseModel
 
 SEGMENTERS = list_models(task="segmentation")
-DENSE = SEGMENTERS + list_models(task="keypoints")
+DENSE = SEGMENTERS + list_models(task="keypoints-heatmap") + list_models(task="keypoints-regression")
 ALL = DENSE + list_models(task="localization")
 REAL_RUN_LIMIT = 30_000_000
 

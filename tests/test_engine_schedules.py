@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from cnnkit.engine import (BACKBONE_TENTH, LinearProbe, MultiStepLR, PlateauLR, StepLR,
+from cnnkit.models import LinearProbe
+from cnnkit.engine import (BACKBONE_TENTH, MultiStepLR, PlateauLR, StepLR,
                            WarmupCosineLR, build_optimizer, build_schedule, freeze, unfreeze)
 from cnnkit.errors import CnnkitError
 from test_engine_support import TinyNet

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from cnnkit.data.heatmaps import HeatmapTarget, keypoint_heatmaps
-from cnnkit.data.sample import Sample, Skeleton
+from cnnkit.data.sample import Sample
+from cnnkit.geometry import Skeleton
 from cnnkit.data.transforms import HorizontalFlip, VerticalFlip
 from cnnkit.tasks.keypoint_decode import decode_heatmaps
 

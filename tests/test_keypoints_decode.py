@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cnnkit.tasks.keypoint_decode import (argmax_2d, decode_heatmaps, gaussian_heatmaps,
-                                          image_to_map, map_to_image, normalized_to_pixels,
-                                          pixels_to_normalized, refine, soft_argmax)
+from cnnkit.data.heatmaps import gaussian_heatmaps
+from cnnkit.geometry import image_to_map, map_to_image, normalized_to_pixels, pixels_to_normalized
+from cnnkit.tasks.keypoint_decode import argmax_2d, decode_heatmaps, refine, soft_argmax
 
 # off-grid centres (x, y) on a 32 x 40 (H x W) map, away from the borders
 CENTRES = torch.tensor([[[10.3, 7.8], [20.4, 15.1], [5.9, 22.45], [30.0, 12.0], [17.2, 9.66]]])

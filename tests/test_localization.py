@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from cnnkit.models import FeatureExtractor, create, get_info
-from cnnkit.models.keypoints.localization import ClassesAndBoxes, boxes_to_corners
+from cnnkit.geometry import cxcywh_to_xyxy
+from cnnkit.models.localization.classloc import ClassesAndBoxes
 
 # ResNet-18 without fc (11,176,512) + class head 512*1000+1000 + box head 512*4+4
 CLASSLOC_RESNET18 = 11_691_564
@@ -34,7 +35,7 @@ def test_both_heads_and_the_backbone_get_gradients() -> None:
         assert p.grad is not None, name
     assert model.class_head.weight.grad.abs().sum() > 0
     assert model.box_head.weight.grad.abs().sum() > 0
-    assert model.backbone.model.conv1.weight.grad.abs().sum() > 0
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
 
 
 def test_class_specific_boxes_and_reset_classifier() -> None:
@@ -66,6 +67,6 @@ def test_feature_maps_of_the_backbone() -> None:
                                                   (256, 4, 4), (512, 2, 2)]
 
 
-def test_boxes_to_corners() -> None:
-    corners = boxes_to_corners(torch.tensor([[0.5, 0.4, 0.2, 0.6]]))
+def test_cxcywh_to_xyxy() -> None:
+    corners = cxcywh_to_xyxy(torch.tensor([[0.5, 0.4, 0.2, 0.6]]))
     assert torch.allclose(corners, torch.tensor([[0.4, 0.1, 0.6, 0.7]]))

@@ -21,7 +21,7 @@ def test_unknown_option_lists_valid_ones() -> None:
 def test_list_filters_by_task_and_pattern() -> None:
     names = list_models(task="classification", pattern="resnet*")
     assert "resnet50" in names and all(n.startswith("resnet") for n in names)
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="unknown task kind .detection.; choose one of"):
         list_models(task="detection")
 
 

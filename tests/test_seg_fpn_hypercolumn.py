@@ -8,7 +8,7 @@ from torch import nn
 
 from cnnkit.errors import InputSizeError
 from cnnkit.models import create, get_info
-from cnnkit.models.segmentation.headless import headless_backbone
+from cnnkit.models.backbones import headless_backbone
 
 
 def n_params(model: nn.Module) -> int:

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from cnnkit.errors import CnnkitError
 from cnnkit.models.classification.googlenet import GoogLeNetOutputs
-from cnnkit.models.keypoints.localization import ClassesAndBoxes
+from cnnkit.models.localization.classloc import ClassesAndBoxes
 from cnnkit.tasks import TASKS, build_task
 from cnnkit.tasks.classification import ClassificationTask
-from cnnkit.tasks.localization import corners_to_normalized, normalized_to_corners
+from cnnkit.geometry import boxes_to_normalized, normalized_to_boxes
 
 # 4 samples, 6 classes: top-1 hits on samples 0 and 3; sample 1's label ranks 2nd (top-5 hit);
 # sample 2's label has the lowest score (top-5 miss) and it is predicted as class 0.
@@ -80,9 +80,9 @@ def test_decode_gives_class_and_probabilities():
 
 def test_box_conversions_follow_the_pixel_centre_convention():
     whole = torch.tensor([[-0.5, -0.5, 9.5, 4.5]])  # the whole 10 x 5 (W x H) image
-    assert torch.equal(corners_to_normalized(whole, 5, 10), torch.tensor([[0.5, 0.5, 1, 1]]))
+    assert torch.equal(boxes_to_normalized(whole, 5, 10), torch.tensor([[0.5, 0.5, 1, 1]]))
     box = torch.tensor([[1.0, 2.0, 6.0, 3.5]])
-    back = normalized_to_corners(corners_to_normalized(box, 5, 10), 5, 10)
+    back = normalized_to_boxes(boxes_to_normalized(box, 5, 10), 5, 10)
     assert torch.allclose(back, box)
 
 
@@ -93,7 +93,7 @@ def test_localization_metric_and_loss_by_hand():
     batch = {"image": torch.zeros(2, 3, 10, 10), "label": torch.tensor([1, 2]), "boxes": gt,
              "meta": [{}, {}]}
     logits = torch.tensor([[0.0, 3, 0], [0.0, 0, 3]])
-    exact = corners_to_normalized(gt, 10, 10)
+    exact = boxes_to_normalized(gt, 10, 10)
     loss, parts = task.loss(ClassesAndBoxes(logits, exact), batch)
     assert parts["box"] == 0.0
     # sample 0's box shifted right by a quarter of the image: IoU = 0.25 / 0.75 = 1/3

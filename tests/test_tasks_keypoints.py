@@ -10,12 +10,13 @@ import torch
 
 from cnnkit.data.batch import collate_samples
 from cnnkit.data.heatmaps import HeatmapTarget, keypoint_heatmaps
-from cnnkit.data.sample import Sample, Skeleton
+from cnnkit.data.sample import Sample
+from cnnkit.geometry import Skeleton
 from cnnkit.data.transforms import (Affine, CenterCrop, Compose, HorizontalFlip, LensDistortion,
                                     Pad, Resize)
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks import build_task, to_original
-from cnnkit.tasks.keypoint_decode import pixels_to_normalized
+from cnnkit.geometry import pixels_to_normalized
 from cnnkit.tasks.losses import heatmap_mse, heatmap_pixel_ce, heatmap_spatial_ce
 
 POINTS = torch.tensor([[3.0, 4.0], [50.25, 10.5], [20.0, 33.75]])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cnnkit.config import load_config
-from cnnkit.engine import LinearProbe
+from cnnkit.models import LinearProbe
 from cnnkit.errors import CnnkitError
 from cnnkit.models.weights import read_state_dict
 from cnnkit.runner import train

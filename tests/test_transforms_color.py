@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnkit.data.sample import Sample, Skeleton
+from cnnkit.data.sample import Sample
+from cnnkit.geometry import Skeleton
 from cnnkit.data.stats_color import mean_std, pca_color_components, pixel_covariance
 from cnnkit.data.transforms import (ColorJitter, Grayscale, Normalize, PCAColor, to_channels_last,
                                     to_tensor)

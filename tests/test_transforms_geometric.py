@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnkit.data.sample import IGNORE_INDEX, Sample, Skeleton
+from cnnkit.data.sample import IGNORE_INDEX, Sample
+from cnnkit.geometry import Skeleton
 from cnnkit.data.transforms import (CenterCrop, Compose, Crop, HorizontalFlip, Pad, RandomCrop,
                                     RandomResizedCrop, ResNetScale, Resize, VerticalFlip)
 

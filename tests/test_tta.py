@@ -7,12 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.data.sample import Skeleton
+from cnnkit.geometry import Skeleton
 from cnnkit.errors import CnnkitError
 from cnnkit.inference import (DECK_SCALES, FlipTTA, classify_tta, five_crop_positions,
                               heatmap_flip_tta, multi_scale_views, reflect_pad, resize_short_side,
                               segment_flip_tta, sliding_window_inference, ten_crop)
-from cnnkit.tasks.keypoint_decode import decode_heatmaps, gaussian_heatmaps
+from cnnkit.data.heatmaps import gaussian_heatmaps
+from cnnkit.tasks.keypoint_decode import decode_heatmaps
 
 
 def test_ten_crop_positions_by_hand() -> None:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.data.sample import IGNORE_INDEX, Skeleton
+from cnnkit.data.sample import IGNORE_INDEX
+from cnnkit.geometry import Skeleton
 from cnnkit.viz import (Series, cell_origin, colorize_mask, confusion_matrix_image, draw_boxes,
                         draw_keypoints, epoch_curves, label_palette, line_plot, nice_ticks,
                         overlay_mask, plot_training_curves, sample_panel, to_pil)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from cnnkit.errors import ArgumentError
 
 
 class FractionalSizeError(ArithmeticError, ValueError):
@@ -33,11 +34,11 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0,
     """Output size of a convolution or pooling window: ``(N - K_eff + 2P)/S + 1``."""
     _positive(size=size, kernel=kernel, stride=stride, dilation=dilation)
     if padding < 0:
-        raise ValueError(f"padding must be >= 0; got {padding}")
+        raise ArgumentError(f"padding must be >= 0; got {padding}")
     k_eff = effective_kernel(kernel, dilation)
     span = size - k_eff + 2 * padding
     if span < 0:
-        raise ValueError(f"kernel extent {k_eff} is larger than the padded input "
+        raise ArgumentError(f"kernel extent {k_eff} is larger than the padded input "
                          f"{size} + 2*{padding} = {size + 2 * padding}")
     quotient, remainder = divmod(span, stride)
     if remainder and not (floor or ceil):
@@ -65,11 +66,11 @@ def transposed_output_size(size: int, kernel: int, stride: int = 1, padding: int
     """Output size of a transposed convolution: ``(N-1)S - 2P + D(K-1) + 1 + output_padding``."""
     _positive(size=size, kernel=kernel, stride=stride, dilation=dilation)
     if not 0 <= output_padding < max(stride, dilation):
-        raise ValueError(f"output_padding must be in [0, max(stride, dilation)) = "
+        raise ArgumentError(f"output_padding must be in [0, max(stride, dilation)) = "
                          f"[0, {max(stride, dilation)}); got {output_padding}")
     out = (size - 1) * stride - 2 * padding + effective_kernel(kernel, dilation) + output_padding
     if out < 1:
-        raise ValueError(f"transposed convolution gives a non-positive size {out}")
+        raise ArgumentError(f"transposed convolution gives a non-positive size {out}")
     return out
 
 
@@ -77,7 +78,7 @@ def same_padding(kernel: int, dilation: int = 1) -> int:
     """Padding that keeps the size at stride 1: ``(K_eff - 1)/2``; odd extents only."""
     k_eff = effective_kernel(kernel, dilation)
     if k_eff % 2 == 0:
-        raise ValueError(f"'same' padding needs an odd kernel extent; kernel {kernel} with "
+        raise ArgumentError(f"'same' padding needs an odd kernel extent; kernel {kernel} with "
                          f"dilation {dilation} spans {k_eff} (pad asymmetrically instead)")
     return (k_eff - 1) // 2
 
@@ -128,7 +129,7 @@ def conv_params(in_channels: int, out_channels: int, kernel: int | tuple[int, in
     """Weights (+ biases) of a convolution: ``Cout * Cin/groups * kh * kw (+ Cout)``."""
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     if in_channels % groups or out_channels % groups:
-        raise ValueError(f"groups={groups} must divide in_channels={in_channels} and "
+        raise ArgumentError(f"groups={groups} must divide in_channels={in_channels} and "
                          f"out_channels={out_channels}")
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
 
@@ -142,4 +143,4 @@ def conv_macs(in_channels: int, out_channels: int, kernel: int | tuple[int, int]
 def _positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            raise ArgumentError(f"{name} must be a positive integer; got {value!r}")

@@ -20,7 +20,7 @@ from torch import nn
 from cnnkit.analysis import receptive as R
 from cnnkit.analysis.report import OPTIMIZER_STATE, LayerRow, Report
 from cnnkit.analysis.trace import LEAF_TYPES, AnalyzerBug, Tracer, tensors
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError
 
 
 def input_shapes(input_size) -> list[tuple[int, ...]]:
@@ -47,7 +47,7 @@ def _swapped(model: nn.Module, device: torch.device, dtype: torch.dtype) -> dict
         if t.device == device and t.dtype == want:
             continue
         if t.is_meta and device.type != "meta":
-            raise ValueError(f"parameter {name!r} is on the meta device (it has no values); "
+            raise ArgumentError(f"parameter {name!r} is on the meta device (it has no values); "
                              "analyze this model with device='meta'")
         if id(t) not in new:
             new[id(t)] = (torch.empty_like(t, device=device, dtype=want) if device.type == "meta"
@@ -60,9 +60,9 @@ def _device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, ValueError, TypeError):
-        raise ValueError(f"device must be 'meta', 'cpu' or 'cuda[:N]'; got {device!r}") from None
+        raise ArgumentError(f"device must be 'meta', 'cpu' or 'cuda[:N]'; got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' is not available on this machine; use 'meta' or 'cpu'")
+        raise ArgumentError("device 'cuda' is not available on this machine; use 'meta' or 'cpu'")
     return dev
 
 
@@ -123,10 +123,10 @@ def analyze(model: nn.Module, input_size, *, batch_size: int = 1, device: str = 
     """
     shapes = input_shapes(input_size)
     if optimizer not in OPTIMIZER_STATE:
-        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZER_STATE)}; "
+        raise ArgumentError(f"optimizer must be one of {', '.join(OPTIMIZER_STATE)}; "
                          f"got {optimizer!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
+        raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
     dev = _device(device)
     swapped = _swapped(model, dev, dtype)
     names = {id(m): n for n, m in model.named_modules()}

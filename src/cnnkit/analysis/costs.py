@@ -12,6 +12,9 @@
   add/sub/mul/div of activations 1 per output element (in place or not); mean over positions 1
   per input element; interpolation ``2 x taps`` (nearest 0, linear 4 in 2-D, cubic 32 in 2-D);
   concat, flatten, dropout, identity, padding, reshapes 0.
+- A module of another library (or of cnnkit's own layers and operators) states its cost itself
+  with a method ``analysis_cost(inputs, outputs) -> (MACs, FLOPs)``; the analyzer never needs to
+  know its type. (Locally connected layers: like convolution, with their own weights.)
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cnnkit.layers.local import LocallyConnected2d
 
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.SELU, nn.CELU,
                nn.GELU, nn.SiLU, nn.Mish, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Hardswish,
@@ -86,6 +88,10 @@ def _tuple(value, n: int) -> tuple[int, ...]:
 def module_cost(module: nn.Module, inputs: Sequence[torch.Tensor],
                 outputs: Sequence[torch.Tensor]) -> Cost | None:
     """(MACs, FLOPs) of one call of a leaf module, or None for a type without a convention."""
+    own = getattr(module, "analysis_cost", None)
+    if callable(own):
+        macs, flops = own(inputs, outputs)
+        return int(macs), int(flops)
     out = tuple(outputs[0].shape) if outputs else ()
     x = tuple(inputs[0].shape) if inputs else ()
     out_elements = sum(_numel(o.shape) for o in outputs)
@@ -93,8 +99,6 @@ def module_cost(module: nn.Module, inputs: Sequence[torch.Tensor],
         return _multiply_add(_numel(x) * _numel(module.weight.shape[1:]))
     if isinstance(module, nn.modules.conv._ConvNd):
         return _multiply_add(_numel(out) * _numel(module.weight.shape[1:]))
-    if isinstance(module, LocallyConnected2d):
-        return _multiply_add(_numel(out) * module.weight.shape[-1])
     if isinstance(module, nn.Linear):
         return _multiply_add(_numel(x) // module.in_features * module.in_features
                              * module.out_features)
@@ -128,7 +132,7 @@ def module_cost(module: nn.Module, inputs: Sequence[torch.Tensor],
     return None
 
 
-KNOWN = (nn.modules.conv._ConvNd, LocallyConnected2d, nn.Linear, nn.Bilinear,
+KNOWN = (nn.modules.conv._ConvNd, nn.Linear, nn.Bilinear,
          nn.modules.batchnorm._BatchNorm, *STAT_NORMS, nn.LocalResponseNorm, *ACTIVATIONS,
          *SOFTMAXES, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
          nn.AvgPool3d, nn.modules.pooling._AdaptiveMaxPoolNd,
@@ -138,7 +142,7 @@ KNOWN = (nn.modules.conv._ConvNd, LocallyConnected2d, nn.Linear, nn.Bilinear,
 def is_known(module: nn.Module) -> bool:
     """A leaf type with its own cost and receptive-field rule; other leaf modules are costed
     and traced through the torch functions their forward calls."""
-    return isinstance(module, KNOWN)
+    return isinstance(module, KNOWN) or callable(getattr(module, "analysis_cost", None))
 
 
 def _arg(args: Sequence, kwargs: dict, index: int, name: str, default=None):

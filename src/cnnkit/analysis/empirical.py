@@ -31,7 +31,7 @@ from cnnkit.analysis.analyzer import input_shapes
 from cnnkit.analysis.costs import _arg
 from cnnkit.analysis.receptive import format_value
 from cnnkit.analysis.trace import tensors
-from cnnkit.models.base import get_submodule
+from cnnkit.errors import ArgumentError, NotFoundError
 
 IDENTITY = {"relu", "relu_", "relu6", "leaky_relu", "leaky_relu_", "hardtanh", "hardtanh_",
             "elu", "elu_", "selu", "celu", "gelu", "silu", "mish", "hardswish", "hardsigmoid",
@@ -111,7 +111,7 @@ def empirical_receptive_field(model: nn.Module, input_size, *, output="center",
     captured: list[torch.Tensor] = []
     handle = None
     if layer is not None:
-        handle = get_submodule(model, layer).register_forward_hook(
+        handle = _submodule(model, layer).register_forward_hook(
             lambda _m, _i, out: captured.append(out) if not captured else None)
     modes = [(m, m.training) for m in model.modules()]
     leaf = (torch.rand((1, *shape), dtype=torch.float64) + 0.5).requires_grad_()
@@ -129,7 +129,7 @@ def empirical_receptive_field(model: nn.Module, input_size, *, output="center",
         sizes = out.shape[-spatial:]
         unit = tuple(s // 2 for s in sizes) if output in (None, "center") else tuple(output)
         if len(unit) != spatial or any(not 0 <= u < s for u, s in zip(unit, sizes)):
-            raise ValueError(f"output must be 'center' or {spatial} indices within {tuple(sizes)}; "
+            raise ArgumentError(f"output must be 'center' or {spatial} indices within {tuple(sizes)}; "
                              f"got {output!r}")
         target = out[(0, Ellipsis, *unit)].sum()
     else:
@@ -145,3 +145,10 @@ def empirical_receptive_field(model: nn.Module, input_size, *, output="center",
     return {"size": format_value([hi - lo + 1 for lo, hi in bounds]), "box": bounds,
             "unit": list(unit) if unit is not None else None,
             "center": format_value([Fraction(lo + hi, 2) for lo, hi in bounds])}
+
+
+def _submodule(model: nn.Module, name: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        raise NotFoundError(f"{type(model).__name__} has no submodule {name!r}") from None

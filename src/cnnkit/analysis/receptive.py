@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from cnnkit.errors import ArgumentError
 
 MAX_PERIOD = 4096  # beyond this a dimension keeps only the envelope of its regions (noted)
 
@@ -281,7 +282,7 @@ def unit_box(rf: TensorRF, unit: Sequence[int], clip: Sequence[int] | None = Non
     spatial dimension), ``[]`` when it sees no input; ``clip`` (the input's spatial sizes)
     cuts off the padding."""
     if rf.dims is None:
-        raise ValueError(f"receptive field unknown: {rf.note}")
+        raise ArgumentError(f"receptive field unknown: {rf.note}")
     out = []
     for d, (a, o) in enumerate(zip(rf.dims, unit)):
         region = a.bounds(o)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from cnnkit.analysis.receptive import TensorRF, unit_box
 from cnnkit.textfmt import csv_table, human, markdown_table, text_table
+from cnnkit.errors import ArgumentError, NotFoundError
 
 OPTIMIZER_STATE = {"none": 0, "sgd": 1, "adam": 2}  # state tensors per parameter
 TRAINING_RULE = ("params + gradients + optimizer state (sgd momentum 1x, adam 2x the "
@@ -82,10 +83,10 @@ class Report:
         else:
             rows = [r for r in self.layers if r.name == layer or r.name.startswith(layer + ".")]
             if not rows:
-                raise KeyError(f"no layer {layer!r} in the report of {self.model}")
+                raise NotFoundError(f"no layer {layer!r} in the report of {self.model}")
             found = rows[-1].field
         if found is None or found.dims is None:
-            raise ValueError(f"receptive field of {layer or 'the output'} is unknown"
+            raise ArgumentError(f"receptive field of {layer or 'the output'} is unknown"
                              + (f": {found.note}" if found is not None and found.note else ""))
         return found
 
@@ -126,7 +127,7 @@ class Report:
 
     def format(self, fmt: str = "table", depth: int | None = None) -> str:
         if fmt not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+            raise ArgumentError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
         if fmt == "json":
             return json.dumps(self.to_dict(depth), indent=2)
         rows = self.fold(depth)

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from cnnkit.analysis import receptive as R
-from cnnkit.layers.local import LocallyConnected2d
 
 
 def sizes(t: torch.Tensor, rf: R.TensorRF) -> tuple[int, ...]:
@@ -90,8 +89,10 @@ def module_rf(module: nn.Module, inputs: Sequence[torch.Tensor], rfs: Sequence[R
         return R.transposed(rf, module.kernel_size, module.stride, module.padding, module.dilation)
     if isinstance(module, nn.modules.conv._ConvNd):
         return R.window(rf, module.kernel_size, module.stride, _padding(module, n), module.dilation)
-    if isinstance(module, LocallyConnected2d):
-        return R.window(rf, module.kernel_size, module.stride, module.padding_before)
+    window = getattr(module, "receptive_window", None)
+    if callable(window):  # a layer that states its window: (kernel, stride, padding before)
+        kernel, stride, padding = window()
+        return R.window(rf, kernel, stride, padding)
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
                            nn.AvgPool3d, nn.LPPool1d, nn.LPPool2d)):
         stride = module.stride or module.kernel_size

@@ -183,13 +183,13 @@ def class_names(dataset: Dataset, task_kind: str) -> list[str] | None:
 
 def build_model(model: ModelConfig) -> nn.Module:
     """``cnnkit.models.create`` with the section's name, counts, weights and options; with
-    ``probe_stage``, a :class:`~cnnkit.engine.LinearProbe` on that stage of the model."""
+    ``probe_stage``, a :class:`~cnnkit.models.LinearProbe` on that stage of the model."""
     from cnnkit.models import create
 
     net = create(model.name, num_classes=model.num_classes, in_channels=model.in_channels,
                  weights=model.weights, **model.options)
     if model.probe_stage is None:
         return net
-    from cnnkit.engine.transfer import LinearProbe
+    from cnnkit.models import LinearProbe
 
     return LinearProbe(net, net.num_classes, stage=model.probe_stage)

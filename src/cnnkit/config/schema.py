@@ -60,7 +60,7 @@ class ModelConfig:
 
     ``probe_stage``: train only a linear classifier on the globally averaged feature map of this
     stage of the (frozen) model (index into its feature maps, -1 the last): the transfer
-    recipe for very little data (:class:`cnnkit.engine.LinearProbe`)."""
+    recipe for very little data (:class:`cnnkit.models.LinearProbe`)."""
 
     name: str = "resnet20_cifar"
     options: dict[str, Any] = field(default_factory=dict)

@@ -1,5 +1,5 @@
 """Data: samples that carry their labels, label-aware transforms, datasets and statistics."""
 
-from cnnkit.data.sample import IGNORE_INDEX, Sample, Skeleton
+from cnnkit.data.sample import IGNORE_INDEX, Sample
 
-__all__ = ["IGNORE_INDEX", "Sample", "Skeleton"]
+__all__ = ["IGNORE_INDEX", "Sample"]

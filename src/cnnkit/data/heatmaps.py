@@ -2,7 +2,7 @@
 
 A map at stride ``s`` has ``ceil(H / s) x ceil(W / s)`` cells; cell ``j`` covers image pixels
 ``j*s .. j*s + s - 1`` and its centre is at image coordinate ``x = j*s + (s - 1)/2``
-(:func:`cnnkit.tasks.keypoint_decode.map_to_image`), so a keypoint lands at map coordinate
+(:func:`cnnkit.geometry.map_to_image`), so a keypoint lands at map coordinate
 ``image_to_map(x, s)``, sub-cell precise. When W and H are multiples of ``s`` the map grid is
 symmetric about the image centre and the target of a flipped sample is exactly the flipped map;
 otherwise the last cell hangs over the border and a flip shifts the grid (the decoded image
@@ -34,7 +34,8 @@ import torch
 
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform
-from cnnkit.tasks.keypoint_decode import gaussian_heatmaps, image_to_map
+from cnnkit.geometry import image_to_map
+from cnnkit.errors import ArgumentError
 
 Normalize = Literal["peak", "sum", "onehot"]
 
@@ -42,6 +43,19 @@ Normalize = Literal["peak", "sum", "onehot"]
 def heatmap_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
     """``(ceil(H / stride), ceil(W / stride))``."""
     return math.ceil(size[0] / stride), math.ceil(size[1] / stride)
+
+
+def gaussian_heatmaps(xy: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
+    """Target maps ``exp(-d^2 / (2 sigma^2))``, peak 1, around ``xy`` (N x K x 2, map pixels)."""
+    if xy.dim() != 3 or xy.shape[-1] != 2:
+        raise ArgumentError(f"xy must be N x K x 2 (x, y); got shape {tuple(xy.shape)}")
+    if sigma <= 0:
+        raise ArgumentError(f"sigma must be > 0; got {sigma}")
+    xs = torch.arange(width, dtype=xy.dtype, device=xy.device)
+    ys = torch.arange(height, dtype=xy.dtype, device=xy.device)
+    dx2 = (xs - xy[..., 0:1]).square()  # N x K x W
+    dy2 = (ys - xy[..., 1:2]).square()  # N x K x H
+    return torch.exp(-(dy2[..., :, None] + dx2[..., None, :]) / (2 * sigma**2))
 
 
 def keypoint_heatmaps(keypoints: torch.Tensor, visible: torch.Tensor, size: tuple[int, int],
@@ -53,14 +67,14 @@ def keypoint_heatmaps(keypoints: torch.Tensor, visible: torch.Tensor, size: tupl
     ``(H, W)``; ``sigma`` in map cells (ignored by ``"onehot"``).
     """
     if keypoints.dim() != 2 or keypoints.shape[1] != 2:
-        raise ValueError(f"keypoints must be K x 2 (x, y); got shape {tuple(keypoints.shape)}")
+        raise ArgumentError(f"keypoints must be K x 2 (x, y); got shape {tuple(keypoints.shape)}")
     if visible.shape != keypoints.shape[:1]:
-        raise ValueError(f"visible must have one flag per keypoint ({keypoints.shape[0]}); "
+        raise ArgumentError(f"visible must have one flag per keypoint ({keypoints.shape[0]}); "
                          f"got shape {tuple(visible.shape)}")
     if not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"stride must be a positive integer; got {stride!r}")
+        raise ArgumentError(f"stride must be a positive integer; got {stride!r}")
     if normalize not in ("peak", "sum", "onehot"):
-        raise ValueError(f"normalize must be 'peak', 'sum' or 'onehot'; got {normalize!r}")
+        raise ArgumentError(f"normalize must be 'peak', 'sum' or 'onehot'; got {normalize!r}")
     height, width = heatmap_size(size, stride)
     xy = image_to_map(keypoints.to(torch.float32), stride)
     visible = visible.bool() & torch.isfinite(xy).all(1)
@@ -95,17 +109,17 @@ class HeatmapTarget(Transform):
     def __init__(self, stride: int = 4, sigma: float = 2.0, background: bool = False,
                  normalize: Normalize = "peak") -> None:
         if normalize not in ("peak", "sum", "onehot"):
-            raise ValueError(f"HeatmapTarget normalize must be 'peak', 'sum' or 'onehot'; "
+            raise ArgumentError(f"HeatmapTarget normalize must be 'peak', 'sum' or 'onehot'; "
                              f"got {normalize!r}")
         if not isinstance(stride, int) or stride < 1 or sigma <= 0:
-            raise ValueError(f"HeatmapTarget needs an int stride >= 1 and sigma > 0; got "
+            raise ArgumentError(f"HeatmapTarget needs an int stride >= 1 and sigma > 0; got "
                              f"stride={stride!r}, sigma={sigma!r}")
         self.stride, self.sigma = stride, sigma
         self.background, self.normalize = background, normalize
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
         if sample.keypoints is None:
-            raise ValueError(f"HeatmapTarget: {sample.meta.get('path', 'sample')} has no keypoints")
+            raise ArgumentError(f"HeatmapTarget: {sample.meta.get('path', 'sample')} has no keypoints")
         maps, weights = keypoint_heatmaps(sample.keypoints, sample.visible, sample.size,
                                           self.stride, self.sigma, self.background, self.normalize)
         return sample.replace(meta={**sample.meta, "heatmaps": maps, "heatmap_weights": weights})

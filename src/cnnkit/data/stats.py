@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from cnnkit.data.sample import IGNORE_INDEX
 from cnnkit.data.stats_color import mean_std as pixel_mean_std
+from cnnkit.errors import ArgumentError
 
 
 def _masks(dataset: Dataset) -> Iterable[torch.Tensor]:
@@ -55,7 +56,7 @@ def median_frequency_weights(counts: Sequence[int] | torch.Tensor,
     for c in exclude:
         use[c] = False
     if not bool(use.any()):
-        raise ValueError("no class has any pixels: cannot compute class weights")
+        raise ArgumentError("no class has any pixels: cannot compute class weights")
     freq = torch.where(use, counts / image_pixels.clamp(min=1), torch.zeros((), dtype=torch.float64))
     median = float(freq[use].median()) if int(use.sum()) % 2 else float(freq[use].sort().values[
         int(use.sum()) // 2 - 1: int(use.sum()) // 2 + 1].mean())

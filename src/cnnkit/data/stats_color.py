@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from cnnkit.data.sample import Sample
+from cnnkit.errors import ArgumentError
 
 
 def _as_pixels(item: Any) -> torch.Tensor:
@@ -33,7 +34,7 @@ def _as_pixels(item: Any) -> torch.Tensor:
             item = item.image
     if not isinstance(item, torch.Tensor) or item.dim() not in (3, 4):
         what = tuple(item.shape) if isinstance(item, torch.Tensor) else type(item).__name__
-        raise ValueError(f"pixel statistics need images C x H x W or batches N x C x H x W "
+        raise ArgumentError(f"pixel statistics need images C x H x W or batches N x C x H x W "
                          f"(tensors, Samples or (image, label) pairs); got {what}")
     channels = item.shape[-3]
     return item.detach().to(torch.float64).movedim(-3, -1).reshape(-1, channels)
@@ -50,7 +51,7 @@ def iter_pixel_blocks(source: Any) -> Iterator[torch.Tensor]:
             yield _as_pixels(source[index])
         return
     if not isinstance(source, Iterable):
-        raise ValueError(f"pixel statistics need a tensor, a dataset or an iterable of images; "
+        raise ArgumentError(f"pixel statistics need a tensor, a dataset or an iterable of images; "
                          f"got {type(source).__name__}")
     for item in source:
         yield _as_pixels(item)
@@ -74,7 +75,7 @@ def _moments(source: Any, cross: bool) -> tuple[int, torch.Tensor, torch.Tensor]
             count, mean, m2 = n, block_mean, block_m2
             continue
         if block_mean.shape != mean.shape:
-            raise ValueError(f"all images must have the same number of channels; got "
+            raise ArgumentError(f"all images must have the same number of channels; got "
                              f"{mean.shape[0]} then {block_mean.shape[0]}")
         delta = block_mean - mean
         total = count + n
@@ -83,7 +84,7 @@ def _moments(source: Any, cross: bool) -> tuple[int, torch.Tensor, torch.Tensor]
         mean = mean + delta * (n / total)
         count = total
     if mean is None:
-        raise ValueError("pixel statistics need at least one non-empty image; the source was empty")
+        raise ArgumentError("pixel statistics need at least one non-empty image; the source was empty")
     return count, mean, m2
 
 
@@ -96,7 +97,7 @@ def mean_std(source: Any, unbiased: bool = False) -> tuple[torch.Tensor, torch.T
     count, mean, m2 = _moments(source, cross=False)
     divisor = count - 1 if unbiased else count
     if divisor <= 0:
-        raise ValueError("an unbiased std needs at least two pixels")
+        raise ArgumentError("an unbiased std needs at least two pixels")
     return mean, (m2 / divisor).sqrt()
 
 
@@ -117,7 +118,7 @@ def pca_color_components(source: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """
     _, covariance = pixel_covariance(source)
     if covariance.shape != (3, 3):
-        raise ValueError(f"PCA colour components need RGB images; got {covariance.shape[0]} "
+        raise ArgumentError(f"PCA colour components need RGB images; got {covariance.shape[0]} "
                          f"channels")
     eigvals, eigvecs = torch.linalg.eigh(covariance)
     order = torch.argsort(eigvals, descending=True)

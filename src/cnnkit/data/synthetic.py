@@ -18,8 +18,10 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnkit.data.datasets.transformed import sample_seed
-from cnnkit.data.sample import Sample, Skeleton
+from cnnkit.data.sample import Sample
+from cnnkit.geometry import Skeleton
 from cnnkit.data.transforms.base import randint, uniform
+from cnnkit.errors import ArgumentError
 
 SHAPES = ("circle", "square", "triangle")
 KEYPOINT_NAMES = ("top", "left", "right", "centre")
@@ -57,9 +59,9 @@ class SyntheticShapes(Dataset):
                  max_shapes: int = 3) -> None:
         self.height, self.width = (size, size) if isinstance(size, int) else size
         if min(self.height, self.width) < 24:
-            raise ValueError(f"size must be at least 24 x 24; got {self.width} x {self.height}")
+            raise ArgumentError(f"size must be at least 24 x 24; got {self.width} x {self.height}")
         if num_samples < 1 or max_shapes < 1:
-            raise ValueError(f"num_samples and max_shapes must be >= 1; got {num_samples}, "
+            raise ArgumentError(f"num_samples and max_shapes must be >= 1; got {num_samples}, "
                              f"{max_shapes}")
         self.num_samples, self.seed, self.max_shapes = num_samples, seed, max_shapes
 

@@ -10,10 +10,10 @@ from cnnkit.engine.sanity import overfit_one_batch
 from cnnkit.engine.schedules import (ConstantLR, MultiStepLR, PlateauLR, Schedule, StepLR,
                                      WarmupCosineLR, build_schedule)
 from cnnkit.engine.trainer import NonFiniteLossError, Trainer
-from cnnkit.engine.transfer import BACKBONE_TENTH, LinearProbe, freeze, unfreeze
+from cnnkit.engine.transfer import BACKBONE_TENTH, freeze, unfreeze
 
 __all__ = [
-    "BACKBONE_TENTH", "CheckpointError", "ConstantLR", "LinearProbe", "MultiStepLR",
+    "BACKBONE_TENTH", "CheckpointError", "ConstantLR", "MultiStepLR",
     "NonFiniteLossError", "PlateauLR", "RunLogger", "Schedule", "StepLR", "Trainer",
     "WarmupCosineLR", "build_optimizer", "build_schedule", "cleanup_distributed", "evaluate",
     "freeze", "init_distributed", "load_checkpoint", "make_loader", "overfit_one_batch",

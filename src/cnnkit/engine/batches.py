@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Sampler
+from cnnkit.errors import ArgumentError
 
 
 def loader_generators(loader: Any) -> list[torch.Generator]:
@@ -83,5 +84,5 @@ def as_batch(batch: Any) -> dict[str, Any]:
         return batch
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return {"image": batch[0], "label": batch[1]}
-    raise TypeError(f"a batch must be a dict (cnnkit.data.batch.collate_samples) or an "
+    raise ArgumentError(f"a batch must be a dict (cnnkit.data.batch.collate_samples) or an "
                     f"(images, labels) pair; got {type(batch).__name__}")

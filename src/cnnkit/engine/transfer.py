@@ -8,7 +8,7 @@ classifier ``model`` with pretrained weights and a new dataset of ``C`` classes:
 amount of data       very similar dataset                           very different dataset
 ===================  =============================================  ==========================================
 very little          linear classifier on the top layer:            linear classifiers on features of different
-                     ``probe = LinearProbe(model, C)``, train it    stages: ``LinearProbe(model, C, stage=i)`` for
+                     ``probe = LinearProbe(model, C)`` (:mod:`cnnkit.models.probe`), train it    stages: ``LinearProbe(model, C, stage=i)`` for
                      (only its head learns)                         each ``i``; keep the best on validation
 quite a lot          fine-tune a few layers: ``model.reset_         fine-tune a larger number of layers: reset the
                      classifier(C)``, ``freeze(model, ["stem",      classifier, train every group with the
@@ -28,12 +28,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import torch
 from torch import nn
 
 from cnnkit.errors import CnnkitError
-from cnnkit.models.base import Classifier
-from cnnkit.models.features import FeatureExtractor
 from cnnkit.engine.optim import model_groups
 
 BACKBONE_TENTH = {"stem": 0.1, "stages": 0.1}
@@ -106,40 +103,3 @@ def unfreeze(model: nn.Module, names: Iterable[str] | None = None) -> int:
 def trainable_groups(model: nn.Module) -> dict[str, tuple[int, int]]:
     """``{group: (trainable parameter tensors, all parameter tensors)}``."""
     return {g: (sum(p.requires_grad for p in ps), len(ps)) for g, ps in model_groups(model).items()}
-
-
-class LinearProbe(nn.Module):
-    """A linear classifier on globally averaged features of one stage of a frozen backbone.
-
-    ``stage`` indexes ``model.feature_specs`` (-1: the last feature map, the "top layer"). The
-    backbone runs without gradients and in evaluation mode; only ``fc`` learns. The backbone
-    still computes the maps after the chosen one (its ``forward_features`` runs whole).
-    """
-
-    group_prefixes = {"backbone": ("features",), "head": ("fc",)}
-
-    def __init__(self, model: Classifier, num_classes: int, stage: int = -1) -> None:
-        super().__init__()
-        if not getattr(model, "feature_specs", None):
-            raise CnnkitError(f"{type(model).__name__} declares no feature maps; LinearProbe "
-                              "needs a zoo classifier")
-        self.features = FeatureExtractor(model, [stage], drop_head=True)
-        for param in self.features.parameters():
-            param.requires_grad_(False)
-        self.fc = nn.Linear(self.features.channels[0], num_classes)
-        self.num_classes = num_classes
-        nn.init.normal_(self.fc.weight, 0.0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-
-    def train(self, mode: bool = True) -> "LinearProbe":
-        super().train(mode)
-        self.features.eval()
-        return self
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:
-        return {"backbone": list(self.features.parameters()), "head": list(self.fc.parameters())}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            feature_map = self.features(x)[0]
-        return self.fc(feature_map.float().mean(dim=(2, 3)))

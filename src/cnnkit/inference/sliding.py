@@ -28,6 +28,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from cnnkit.errors import ArgumentError
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 Blend = Literal["uniform", "gaussian"]
@@ -36,7 +37,7 @@ Blend = Literal["uniform", "gaussian"]
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(int(v) for v in value)
     if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a (height, width) pair; got {value!r}")
+        raise ArgumentError(f"{name} must be an int or a (height, width) pair; got {value!r}")
     return pair  # type: ignore[return-value]
 
 
@@ -47,7 +48,7 @@ def reflect_pad(images: torch.Tensor, left: int, right: int, top: int, bottom: i
     already padded image again. A dimension of size 1 is replicated.
     """
     if min(left, right, top, bottom) < 0:
-        raise ValueError(f"padding must be >= 0; got {[left, right, top, bottom]}")
+        raise ArgumentError(f"padding must be >= 0; got {[left, right, top, bottom]}")
     for before, after, dim in ((left, right, -1), (top, bottom, -2)):
         while before or after:
             size = images.shape[dim]
@@ -71,7 +72,7 @@ def blend_window(height: int, width: int, blend: Blend = "uniform",
     if blend == "uniform":
         return torch.ones(height, width, dtype=dtype, device=device)
     if blend != "gaussian":
-        raise ValueError(f"blend must be 'uniform' or 'gaussian'; got {blend!r}")
+        raise ArgumentError(f"blend must be 'uniform' or 'gaussian'; got {blend!r}")
 
     def bump(size: int) -> torch.Tensor:
         x = torch.arange(size, dtype=torch.float64, device=device) - (size - 1) / 2
@@ -100,16 +101,16 @@ def sliding_window_inference(model: Model, images: torch.Tensor,
     """
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be an N x C x H x W batch; got {shape}")
+        raise ArgumentError(f"images must be an N x C x H x W batch; got {shape}")
     tile_h, tile_w = _pair(tile, "tile")
     over_h, over_w = _pair(overlap, "overlap")
     if tile_h < 1 or tile_w < 1:
-        raise ValueError(f"tile must be >= 1 pixel; got {(tile_h, tile_w)}")
+        raise ArgumentError(f"tile must be >= 1 pixel; got {(tile_h, tile_w)}")
     if not (0 <= over_h < tile_h and 0 <= over_w < tile_w):
-        raise ValueError(f"overlap must be in [0, tile) per side; got overlap {(over_h, over_w)} "
+        raise ArgumentError(f"overlap must be in [0, tile) per side; got overlap {(over_h, over_w)} "
                          f"for tile {(tile_h, tile_w)}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        raise ArgumentError(f"batch_size must be >= 1; got {batch_size}")
     margin_h, margin_w = _pair(margin, "margin") if margin is not None else (over_h // 2,
                                                                              over_w // 2)
     n, _, height, width = images.shape
@@ -127,7 +128,7 @@ def sliding_window_inference(model: Model, images: torch.Tensor,
         logits = model(tiles)
         if logits.dim() != 4 or tuple(logits.shape[-2:]) != (tile_h, tile_w) or \
                 logits.shape[0] != len(group) * n:
-            raise ValueError(f"the model must return {len(group) * n} x classes x {tile_h} x "
+            raise ArgumentError(f"the model must return {len(group) * n} x classes x {tile_h} x "
                              f"{tile_w} logits for {len(group) * n} tiles; got "
                              f"{tuple(logits.shape)}")
         if output is None:

@@ -38,8 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.data.sample import Skeleton
-from cnnkit.errors import CnnkitError
+from cnnkit.geometry import Skeleton
+from cnnkit.errors import ArgumentError, CnnkitError
 
 Average = Literal["probs", "logits"]
 Model = Callable[[torch.Tensor], torch.Tensor]
@@ -49,12 +49,12 @@ DECK_SCALES = (224, 256, 384, 480, 640)  # short sides of the multi-scale test (
 def _check_batch(images: torch.Tensor, name: str = "images") -> None:
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{name} must be an N x C x H x W batch; got {shape}")
+        raise ArgumentError(f"{name} must be an N x C x H x W batch; got {shape}")
 
 
 def _check_average(average: str) -> None:
     if average not in ("probs", "logits"):
-        raise ValueError(f"average must be 'probs' or 'logits'; got {average!r}")
+        raise ArgumentError(f"average must be 'probs' or 'logits'; got {average!r}")
 
 
 def five_crop_positions(height: int, width: int, size: int) -> list[tuple[int, int]]:
@@ -63,7 +63,7 @@ def five_crop_positions(height: int, width: int, size: int) -> list[tuple[int, i
     The centre crop starts at ``((height - size) // 2, (width - size) // 2)``.
     """
     if size < 1 or size > height or size > width:
-        raise ValueError(f"crop size must be in [1, min(H, W)] = [1, {min(height, width)}] for a "
+        raise ArgumentError(f"crop size must be in [1, min(H, W)] = [1, {min(height, width)}] for a "
                          f"{width} x {height} image; got {size}")
     bottom, right = height - size, width - size
     return [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
@@ -85,7 +85,7 @@ def resize_short_side(images: torch.Tensor, size: int) -> torch.Tensor:
     """
     _check_batch(images)
     if size < 1:
-        raise ValueError(f"short side size must be >= 1; got {size}")
+        raise ArgumentError(f"short side size must be >= 1; got {size}")
     height, width = images.shape[-2:]
     short = min(height, width)
     new = (size, round(width * size / short)) if height <= width else \
@@ -103,10 +103,10 @@ def multi_scale_views(images: torch.Tensor, scales: Sequence[int] = DECK_SCALES,
     Views are produced lazily, one resized image at a time.
     """
     if not scales:
-        raise ValueError("scales must name at least one short-side size")
+        raise ArgumentError("scales must name at least one short-side size")
     for scale in scales:
         if scale < crop:
-            raise ValueError(f"every scale must be >= the crop size {crop}; got {scale}")
+            raise ArgumentError(f"every scale must be >= the crop size {crop}; got {scale}")
         yield from ten_crop(resize_short_side(images, scale), crop, flip)
 
 
@@ -123,7 +123,7 @@ def classify_tta(model: Model, images: torch.Tensor, *, crop: int = 224,
     _check_batch(images)
     _check_average(average)
     if views_per_call < 1:
-        raise ValueError(f"views_per_call must be >= 1; got {views_per_call}")
+        raise ArgumentError(f"views_per_call must be >= 1; got {views_per_call}")
     views = iter(ten_crop(images, crop, flip)) if scales is None else \
         multi_scale_views(images, scales, crop, flip)
     sums: list[torch.Tensor] = []
@@ -158,7 +158,7 @@ def segment_flip_tta(model: Model, images: torch.Tensor,
     _check_average(average)
     outputs = model(torch.cat([images, images.flip(-1)]))
     if outputs.dim() != 4 or outputs.shape[-1] != images.shape[-1]:
-        raise ValueError(f"segment_flip_tta needs logits N x classes x H x W at the input width "
+        raise ArgumentError(f"segment_flip_tta needs logits N x classes x H x W at the input width "
                          f"{images.shape[-1]}; the model returned {tuple(outputs.shape)}")
     if average == "probs":
         outputs = outputs.softmax(dim=1)
@@ -169,12 +169,12 @@ def segment_flip_tta(model: Model, images: torch.Tensor,
 def _permutation(flip: Skeleton | Sequence[int], channels: int) -> list[int]:
     perm = flip.flip_permutation() if isinstance(flip, Skeleton) else [int(i) for i in flip]
     if sorted(perm) != list(range(len(perm))):
-        raise ValueError(f"flip permutation must be a permutation of 0..{len(perm) - 1}; "
+        raise ArgumentError(f"flip permutation must be a permutation of 0..{len(perm) - 1}; "
                          f"got {perm}")
     if channels == len(perm) + 1:  # a background map stays in place
         perm = perm + [len(perm)]
     if channels != len(perm):
-        raise ValueError(f"the model returned {channels} heatmaps but the flip permutation has "
+        raise ArgumentError(f"the model returned {channels} heatmaps but the flip permutation has "
                          f"{len(perm)} keypoints (K or K + 1 with a background map)")
     return perm
 
@@ -192,11 +192,11 @@ def heatmap_flip_tta(model: Model, images: torch.Tensor, flip: Skeleton | Sequen
     _check_batch(images)
     outputs = model(torch.cat([images, images.flip(-1)]))
     if outputs.dim() < 4:
-        raise ValueError(f"heatmap_flip_tta needs maps ... x K x h x w; the model returned "
+        raise ArgumentError(f"heatmap_flip_tta needs maps ... x K x h x w; the model returned "
                          f"{tuple(outputs.shape)}")
     width, map_width = images.shape[-1], outputs.shape[-1]
     if width % map_width:
-        raise ValueError(f"image width {width} is not a multiple of the heatmap width {map_width}: "
+        raise ArgumentError(f"image width {width} is not a multiple of the heatmap width {map_width}: "
                          f"the flipped maps would be misaligned by a fraction of a cell; pad or "
                          f"resize the images to a multiple of the output stride")
     perm = _permutation(flip, outputs.shape[-3])

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from cnnkit.errors import ArgumentError
 
 # output stride of the backbone -> ASPP rates (DeepLabv3, Section 3.3)
 ASPP_RATES: dict[int, tuple[int, int, int]] = {16: (6, 12, 18), 8: (12, 24, 36)}
@@ -31,7 +32,7 @@ ASPP_RATES: dict[int, tuple[int, int, int]] = {16: (6, 12, 18), 8: (12, 24, 36)}
 def aspp_rates(output_stride: int) -> tuple[int, int, int]:
     """DeepLabv3's ASPP rates for a backbone of ``output_stride`` 16 or 8."""
     if output_stride not in ASPP_RATES:
-        raise ValueError(f"ASPP rates are defined for output_stride {sorted(ASPP_RATES)}; "
+        raise ArgumentError(f"ASPP rates are defined for output_stride {sorted(ASPP_RATES)}; "
                          f"got {output_stride}")
     return ASPP_RATES[output_stride]
 
@@ -46,7 +47,7 @@ class DilatedConvBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int, dilation: int = 1, *,
                  kernel_size: int = 3, batch_norm: bool = True) -> None:
         if dilation < 1 or kernel_size % 2 != 1:
-            raise ValueError(f"DilatedConvBlock needs dilation >= 1 and an odd kernel_size; got "
+            raise ArgumentError(f"DilatedConvBlock needs dilation >= 1 and an odd kernel_size; got "
                              f"dilation={dilation}, kernel_size={kernel_size}")
         layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, kernel_size,
                                              padding=dilation * (kernel_size - 1) // 2,
@@ -89,7 +90,7 @@ class ASPP(nn.Module):
         super().__init__()
         rates = tuple(rates)
         if in_channels < 1 or out_channels < 1 or any(r < 1 for r in rates):
-            raise ValueError(f"ASPP needs in_channels, out_channels >= 1 and rates >= 1; got "
+            raise ArgumentError(f"ASPP needs in_channels, out_channels >= 1 and rates >= 1; got "
                              f"{in_channels}, {out_channels}, rates={rates}")
         branches: list[nn.Module] = [nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels),

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+from cnnkit.errors import require_positive
 
 
 @contextmanager
@@ -77,8 +78,7 @@ class DenseBlock(nn.ModuleDict):
     def __init__(self, num_layers: int, in_channels: int, growth_rate: int, bn_size: int, *,
                  drop_rate: float = 0.0, memory_efficient: bool = False) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"a dense block needs num_layers >= 1; got {num_layers}")
+        require_positive(num_layers=num_layers)
         for i in range(num_layers):
             self[f"denselayer{i + 1}"] = DenseLayer(in_channels + i * growth_rate, growth_rate,
                                                     bn_size, drop_rate=drop_rate,

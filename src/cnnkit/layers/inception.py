@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from cnnkit.errors import ArgumentError, require_positive
 
 
 class ConvUnit(nn.Module):
@@ -30,9 +31,7 @@ class ConvUnit(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
                  padding: int = 0, batch_norm: bool = True) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"ConvUnit channels must be >= 1; got in_channels={in_channels}, "
-                             f"out_channels={out_channels}")
+        require_positive(in_channels=in_channels, out_channels=out_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=padding, bias=not batch_norm)
         self.bn = nn.BatchNorm2d(out_channels, eps=0.001) if batch_norm else None
@@ -84,7 +83,7 @@ class Inception(nn.Module):
                  branch3_kernel: int = 5) -> None:
         super().__init__()
         if branch3_kernel not in (3, 5):
-            raise ValueError(f"branch3_kernel must be 5 (the paper) or 3 (torchvision); "
+            raise ArgumentError(f"branch3_kernel must be 5 (the paper) or 3 (torchvision); "
                              f"got {branch3_kernel}")
         bn = batch_norm
         self.branch1 = ConvUnit(in_channels, ch1x1, 1, batch_norm=bn)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Literal
 
 from torch import nn
+from cnnkit.errors import ArgumentError
 
 Scheme = Literal["kaiming", "xavier"]
 
@@ -21,7 +22,7 @@ Scheme = Literal["kaiming", "xavier"]
 def init_weights(model: nn.Module, scheme: Scheme = "kaiming", *,
                  zero_init_residual: bool = False) -> nn.Module:
     if scheme not in ("kaiming", "xavier"):
-        raise ValueError(f"init scheme must be 'kaiming' or 'xavier'; got {scheme!r}")
+        raise ArgumentError(f"init scheme must be 'kaiming' or 'xavier'; got {scheme!r}")
     if any(p.is_meta for p in model.parameters()):
         return model  # shapes only: nothing to initialise (and meta init is slow to set up)
     for m in model.modules():

@@ -17,13 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or any(not isinstance(v, int) or v < 0 for v in pair):
-        raise ValueError(f"{name} must be an int or a pair of non-negative ints; got {value!r}")
+        raise ArgumentError(f"{name} must be an int or a pair of non-negative ints; got {value!r}")
     return pair
 
 
@@ -40,19 +40,18 @@ class LocallyConnected2d(nn.Module):
                  kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
                  padding: int | tuple[int, int] | str = 0, bias: bool = True) -> None:
         super().__init__()
-        if in_channels < 1 or out_channels < 1:
-            raise ValueError(f"channels must be >= 1; got {in_channels} and {out_channels}")
+        require_positive(in_channels=in_channels, out_channels=out_channels)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.input_size = _pair(input_size, "input_size")
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
         if padding == "same":
             if self.stride != (1, 1):
-                raise ValueError("padding='same' needs stride 1")
+                raise ArgumentError("padding='same' needs stride 1")
             totals = [k - 1 for k in self.kernel_size]
             self.pad = tuple((t // 2, t - t // 2) for t in totals)
         elif isinstance(padding, str):
-            raise ValueError(f"padding must be an int, a pair or 'same'; got {padding!r}")
+            raise ArgumentError(f"padding must be an int, a pair or 'same'; got {padding!r}")
         else:
             self.pad = tuple((p, p) for p in _pair(padding, "padding"))
         self.padding_before = tuple(p[0] for p in self.pad)
@@ -88,6 +87,16 @@ class LocallyConnected2d(nn.Module):
         out = torch.einsum("nkl,lok->nol", patches, weight)
         out = out.reshape(x.shape[0], self.out_channels, *self.output_size)
         return out if self.bias is None else out + self.bias
+
+    def analysis_cost(self, inputs, outputs) -> tuple[int, int]:
+        """(MACs, FLOPs) for cnnkit's analyzer: like a convolution, one multiply-add per weight
+        of each output element's window."""
+        macs = outputs[0].numel() * self.weight.shape[-1]
+        return macs, 2 * macs
+
+    def receptive_window(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, ...]]:
+        """(kernel, stride, padding before) of one output position, for cnnkit's analyzer."""
+        return self.kernel_size, self.stride, self.padding_before
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, input_size={self.input_size}, "

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.layers.squeeze_excite import SqueezeExcite
+from cnnkit.errors import ArgumentError
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
@@ -50,7 +51,7 @@ class ZeroPadShortcut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels or stride < 1:
-            raise ValueError(f"ZeroPadShortcut cannot go from {in_channels} to {out_channels} "
+            raise ArgumentError(f"ZeroPadShortcut cannot go from {in_channels} to {out_channels} "
                              f"channels with stride {stride}: it needs out >= in and stride >= 1")
         self.extra_channels = out_channels - in_channels
         self.stride = stride
@@ -70,7 +71,7 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int,
     """The shortcut of one block: ``None`` (identity) when the shape does not change, else
     option ``"A"`` (zero padding) or ``"B"`` (projection)."""
     if kind not in ("A", "B"):
-        raise ValueError(f"shortcut must be 'A' (zero-padded identity) or 'B' (1x1 projection); "
+        raise ArgumentError(f"shortcut must be 'A' (zero-padded identity) or 'B' (1x1 projection); "
                          f"got {kind!r}")
     if stride == 1 and in_channels == out_channels:
         return None
@@ -173,7 +174,7 @@ class WideBasicBlock(nn.Module):
                  dropout: float = 0.0) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout}")
+            raise ArgumentError(f"dropout must be in [0, 1); got {dropout}")
         self.bn1 = nn.BatchNorm2d(in_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv1 = conv3x3(in_channels, out_channels, stride)

@@ -22,15 +22,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, require_positive
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a channel count to the nearest multiple of ``divisor`` (never below ``min_value``,
     default ``divisor``, and never more than 10% below ``value``), as the MobileNetV2 reference
     code does for its width multiplier."""
-    if divisor < 1:
-        raise ValueError(f"divisor must be >= 1; got {divisor}")
+    require_positive(divisor=divisor)
     floor = divisor if min_value is None else min_value
     rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:

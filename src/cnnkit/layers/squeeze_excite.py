@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from cnnkit.errors import ArgumentError
 
 
 class SqueezeExcite(nn.Module):
@@ -22,7 +23,7 @@ class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         if channels < 1 or not 1 <= reduction <= channels:
-            raise ValueError(f"SqueezeExcite needs channels >= 1 and 1 <= reduction <= channels; "
+            raise ArgumentError(f"SqueezeExcite needs channels >= 1 and 1 <= reduction <= channels; "
                              f"got channels={channels}, reduction={reduction}")
         hidden = channels // reduction
         self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1, bias=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from cnnkit.errors import ArgumentError
 
 
 def _check_factor(factor: int) -> None:
     if not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"unpooling factor must be an integer >= 1; got {factor!r}")
+        raise ArgumentError(f"unpooling factor must be an integer >= 1; got {factor!r}")
 
 
 class NearestUnpool(nn.Module):
@@ -72,7 +73,7 @@ class MaxUnpool(nn.Module):
     def forward(self, x: torch.Tensor, indices: torch.Tensor,
                 output_size: torch.Size | tuple[int, int] | None = None) -> torch.Tensor:
         if indices.shape != x.shape:
-            raise ValueError(f"MaxUnpool needs indices of the same shape as its input; got "
+            raise ArgumentError(f"MaxUnpool needs indices of the same shape as its input; got "
                              f"{tuple(indices.shape)} for input {tuple(x.shape)}")
         size = None if output_size is None else tuple(output_size)[-2:]
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, output_size=size)

@@ -27,11 +27,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from cnnkit.errors import ArgumentError, require_positive
 
 
 def _check_factor(factor: int, name: str = "factor") -> None:
     if not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"upsampling {name} must be an integer >= 1; got {factor!r}")
+        raise ArgumentError(f"upsampling {name} must be an integer >= 1; got {factor!r}")
 
 
 def bilinear_kernel(factor: int, channels: int | None = None, *,
@@ -45,15 +46,13 @@ def bilinear_kernel(factor: int, channels: int | None = None, *,
     """
     _check_factor(factor)
     k = 2 * factor - factor % 2 if kernel_size is None else kernel_size
-    if k < 1:
-        raise ValueError(f"kernel_size must be >= 1; got {kernel_size}")
+    require_positive(k=k)
     center = (k - 1) / 2
     taps = 1 - (torch.arange(k, dtype=torch.float64) - center).abs() / factor
     kernel = torch.outer(taps, taps).to(torch.get_default_dtype())
     if channels is None:
         return kernel
-    if channels < 1:
-        raise ValueError(f"channels must be >= 1; got {channels}")
+    require_positive(channels=channels)
     weight = torch.zeros(channels, channels, k, k)
     weight[range(channels), range(channels)] = kernel
     return weight
@@ -68,14 +67,14 @@ def init_bilinear_(conv_transpose: nn.ConvTranspose2d) -> nn.ConvTranspose2d:
     """
     m = conv_transpose
     if not isinstance(m, nn.ConvTranspose2d):
-        raise TypeError(f"init_bilinear_ takes an nn.ConvTranspose2d; got {type(m).__name__}")
+        raise ArgumentError(f"init_bilinear_ takes an nn.ConvTranspose2d; got {type(m).__name__}")
     kh, kw = m.kernel_size
     sh, sw = m.stride
     if kh != kw or sh != sw:
-        raise ValueError(f"init_bilinear_ needs a square kernel and equal strides; got kernel "
+        raise ArgumentError(f"init_bilinear_ needs a square kernel and equal strides; got kernel "
                          f"{m.kernel_size}, stride {m.stride}")
     if m.in_channels != m.out_channels or m.groups not in (1, m.in_channels):
-        raise ValueError(f"init_bilinear_ upsamples each channel on its own, so in_channels must "
+        raise ArgumentError(f"init_bilinear_ upsamples each channel on its own, so in_channels must "
                          f"equal out_channels and groups be 1 or in_channels; got "
                          f"{m.in_channels} -> {m.out_channels}, groups={m.groups}")
     kernel = bilinear_kernel(sh, kernel_size=kh).to(m.weight)
@@ -102,7 +101,7 @@ def bilinear_conv_transpose(channels: int, factor: int = 2, *, kernel_size: int 
     _check_factor(factor)
     k = 2 * factor - factor % 2 if kernel_size is None else kernel_size
     if k < factor:
-        raise ValueError(f"kernel_size must be >= factor ({factor}) for an n -> {factor}n "
+        raise ArgumentError(f"kernel_size must be >= factor ({factor}) for an n -> {factor}n "
                          f"upsampling; got {k}")
     padding = -(-(k - factor) // 2)
     output_padding = factor - k + 2 * padding
@@ -125,7 +124,7 @@ def conv_transpose_as_conv(x: torch.Tensor, weight: torch.Tensor, *, stride: int
     n, c, h, w = x.shape
     k = weight.shape[-1]
     if padding > k - 1:
-        raise ValueError(f"padding must be <= kernel_size - 1 = {k - 1}; got {padding}")
+        raise ArgumentError(f"padding must be <= kernel_size - 1 = {k - 1}; got {padding}")
     dilated = x.new_zeros(n, c, (h - 1) * stride + 1, (w - 1) * stride + 1)
     dilated[..., ::stride, ::stride] = x
     edge = k - padding - 1
@@ -149,7 +148,7 @@ class Interpolate(nn.Module):
         super().__init__()
         _check_factor(factor)
         if mode not in ("nearest", "bilinear"):
-            raise ValueError(f"interpolation mode must be 'nearest' or 'bilinear'; got {mode!r}")
+            raise ArgumentError(f"interpolation mode must be 'nearest' or 'bilinear'; got {mode!r}")
         self.factor, self.mode = factor, mode
         self.align_corners = align_corners if mode == "bilinear" else None
 
@@ -172,7 +171,7 @@ class UpsampleConv(nn.Sequential):
                  mode: Literal["nearest", "bilinear"] = "bilinear", kernel_size: int = 3,
                  align_corners: bool = False, bias: bool = True) -> None:
         if kernel_size % 2 != 1:
-            raise ValueError(f"UpsampleConv kernel_size must be odd (same padding); "
+            raise ArgumentError(f"UpsampleConv kernel_size must be odd (same padding); "
                              f"got {kernel_size}")
         super().__init__()
         self.upsample = Interpolate(factor, mode, align_corners=align_corners)

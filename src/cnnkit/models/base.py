@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from cnnkit.errors import ArgumentError, NotFoundError, require_positive
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def get_submodule(model: nn.Module, name: str) -> nn.Module:
     try:
         return model.get_submodule(name)
     except AttributeError as err:
-        raise KeyError(f"{type(model).__name__} has no submodule {name!r}") from err
+        raise NotFoundError(f"{type(model).__name__} has no submodule {name!r}") from err
 
 
 def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -52,7 +53,7 @@ def new_head_like(old: nn.Module, num_classes: int) -> nn.Module:
                         bias=old.bias is not None)
         nn.init.normal_(new.weight, 0.0, 0.01)
     else:
-        raise TypeError(f"cannot reset a classifier of type {type(old).__name__}; "
+        raise ArgumentError(f"cannot reset a classifier of type {type(old).__name__}; "
                         "expected nn.Linear or nn.Conv2d")
     if new.bias is not None:
         nn.init.zeros_(new.bias)
@@ -98,8 +99,7 @@ class Classifier(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace every classifier layer (auxiliary ones included) by a new one."""
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+        require_positive(num_classes=num_classes)
         for name in self.classifier_names:
             set_submodule(self, name, new_head_like(get_submodule(self, name), num_classes))
 
@@ -122,6 +122,6 @@ def group_parameters(model: nn.Module,
                 groups[group].append(param)
                 break
         else:
-            raise KeyError(f"parameter {pname!r} of {type(model).__name__} is in no group of "
+            raise ArgumentError(f"parameter {pname!r} of {type(model).__name__} is in no group of "
                            f"{ {g: list(p) for g, p in prefixes.items()} }")
     return groups

@@ -68,10 +68,3 @@ class DenseModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.input_sizes.check(self.display_name or type(self).__name__, x)
         return self.predict(x)
-
-
-def check_counts(num_outputs: int, in_channels: int, what: str = "num_classes") -> None:
-    """One message for a dense model built with no output or no input channel."""
-    if num_outputs < 1 or in_channels < 1:
-        raise ValueError(f"{what} and in_channels must be >= 1; got {num_outputs} and "
-                         f"{in_channels}")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnkit.models.base import Classifier, FeatureSpec, get_submodule
+from cnnkit.errors import ArgumentError
 
 _readers = threading.local()  # per thread: a stack of {module: captured map} being filled
 
@@ -35,7 +36,7 @@ def drop_head(model: Classifier) -> Classifier:
     modules go. Removed modules become ``None`` so that code testing for them still runs.
     """
     if not getattr(model, "feature_specs", None):
-        raise ValueError(f"{type(model).__name__} declares no feature maps (feature_specs)")
+        raise ArgumentError(f"{type(model).__name__} declares no feature maps (feature_specs)")
     children = list(model._modules)
     deepest = model.feature_specs[-1].module.split(".")[0]
     if deepest:
@@ -57,7 +58,7 @@ def pick_taps(model: Classifier, indices: Iterable[int]) -> list[FeatureSpec]:
     indices = list(indices)
     bad = [i for i in indices if not -len(specs) <= i < len(specs)]
     if bad:
-        raise ValueError(f"feature indices {bad} out of range: {type(model).__name__} has "
+        raise ArgumentError(f"feature indices {bad} out of range: {type(model).__name__} has "
                          f"{len(specs)} feature maps (strides {[s.stride for s in specs]})")
     taps = [specs[i] for i in indices]
     for spec in taps:

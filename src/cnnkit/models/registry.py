@@ -15,7 +15,9 @@ from typing import Any
 
 from torch import nn
 
-TASKS = ("classification", "localization", "segmentation", "keypoints")
+from cnnkit.kinds import check_task_kind
+from cnnkit.errors import ArgumentError, NotFoundError, OptionError
+
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,8 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-class UnknownModelError(KeyError):
-    def __str__(self) -> str:  # KeyError quotes its message; show it as written
-        return str(self.args[0])
+class UnknownModelError(NotFoundError):
+    """A model name that is not registered; the message suggests close names."""
 
 
 def register(name: str, builder: Callable[..., nn.Module], *, task: str, paper: str, year: int,
@@ -52,10 +53,9 @@ def register(name: str, builder: Callable[..., nn.Module], *, task: str, paper: 
              notes: str = "", reference: str = "", **options: Any) -> ModelInfo:
     """Register variant ``name`` = ``builder(**options)``; returns its :class:`ModelInfo`."""
     if name in _REGISTRY:
-        raise ValueError(f"model {name!r} is already registered "
+        raise ArgumentError(f"model {name!r} is already registered "
                          f"(by {_REGISTRY[name].builder.__module__})")
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}; got {task!r}")
+    check_task_kind(task, f"model {name!r}")
     info = ModelInfo(name=name, builder=builder, task=task, paper=paper, year=year,
                      input_size=tuple(input_size), num_params=num_params, options=dict(options),
                      num_classes=num_classes, notes=notes, reference=reference)
@@ -88,8 +88,8 @@ def list_models(task: str | None = None, pattern: str | None = None) -> list[str
     import fnmatch
 
     _ensure_loaded()
-    if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}; got {task!r}")
+    if task is not None:
+        check_task_kind(task)
     names = [n for n, i in _REGISTRY.items() if task is None or i.task == task]
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -123,7 +123,7 @@ def create(name: str, *, num_classes: int | None = None, in_channels: int | None
         from cnnkit.models.features import FeatureExtractor
 
         if not hasattr(model, "feature_specs"):
-            raise ValueError(f"model {name!r} does not expose feature maps (features_only)")
+            raise ArgumentError(f"model {name!r} does not expose feature maps (features_only)")
         return FeatureExtractor(model, out_indices, drop_head=True)
     return model
 
@@ -135,7 +135,7 @@ def _check_options(info: ModelInfo, kwargs: Mapping[str, Any]) -> None:
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         valid = ", ".join(p for p in params if p not in info.options or p in kwargs)
-        raise TypeError(f"model {info.name!r} does not take option(s) {', '.join(unknown)}; "
+        raise OptionError(f"model {info.name!r} does not take option(s) {', '.join(unknown)}; "
                         f"valid options: {valid}")
 
 
@@ -150,3 +150,4 @@ def _ensure_loaded() -> None:
         import cnnkit.models.classification  # noqa: F401
         import cnnkit.models.segmentation  # noqa: F401
         import cnnkit.models.keypoints  # noqa: F401
+        import cnnkit.models.localization  # noqa: F401

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task, main_output
 
 GOOGLENET_AUX_WEIGHT = 0.3
@@ -34,7 +34,7 @@ def weight_vector(class_weights: Sequence[float] | torch.Tensor | None,
         return None
     weights = torch.as_tensor(class_weights, dtype=torch.float32)
     if weights.shape != (num_classes,):
-        raise ValueError(f"class_weights must have one weight per class ({num_classes}); "
+        raise ArgumentError(f"class_weights must have one weight per class ({num_classes}); "
                          f"got shape {tuple(weights.shape)}")
     return weights
 
@@ -125,9 +125,9 @@ class ClassificationTask(Task):
                  class_weights: Sequence[float] | torch.Tensor | None = None,
                  aux_weight: float = GOOGLENET_AUX_WEIGHT, topk: int = 5) -> None:
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+            raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         if not 0 <= label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+            raise ArgumentError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.num_classes, self.label_smoothing = num_classes, label_smoothing
         self.aux_weight, self.topk = aux_weight, topk
         self.class_weights = weight_vector(class_weights, num_classes)

@@ -1,15 +1,10 @@
 """Keypoint coordinates from heatmaps (and back): argmax, sub-pixel refinement, soft-argmax.
 
-Coordinate convention, used by every function here and by the keypoint networks:
-
-- a point is ``(x, y)``, x (column) first, in pixels, with **pixel centres at integer
-  coordinates**: pixel ``(row i, column j)`` covers ``[j - 0.5, j + 0.5] x [i - 0.5, i + 0.5]``,
-  so an image of width W spans ``x in [-0.5, W - 0.5]``;
-- a heatmap at output stride ``s`` is the image pooled by ``s``: map cell ``j`` covers image
-  pixels ``j*s .. j*s + s - 1``, whose centre is ``x_img = x_map * s + (s - 1) / 2``
-  (:func:`map_to_image`; :func:`image_to_map` is the inverse, to render training targets);
-- normalised coordinates (direct regression) are ``u = (x + 0.5) / W`` and ``v = (y + 0.5) / H``:
-  0 and 1 are the image borders (:func:`pixels_to_normalized`, :func:`normalized_to_pixels`).
+Coordinate convention, used by every function here and by the keypoint networks, is
+that of :mod:`cnnkit.geometry`: points ``(x, y)`` in pixels with pixel centres at integer
+coordinates; a heatmap at output stride ``s`` has cell ``j`` centred at image coordinate
+``j*s + (s - 1) / 2`` (:func:`~cnnkit.geometry.map_to_image`); normalised coordinates (direct
+regression) put the image borders at 0 and 1 (:func:`~cnnkit.geometry.normalized_to_pixels`).
 
 Decoding a heatmap (:func:`decode_heatmaps`):
 
@@ -36,6 +31,8 @@ from __future__ import annotations
 from typing import Literal, NamedTuple
 
 import torch
+from cnnkit.errors import ArgumentError
+from cnnkit.geometry import map_to_image
 
 Refinement = Literal["quarter", "parabola"] | None
 LOG_FLOOR = 1e-10  # heatmap values below this are clamped before the parabola's logarithm
@@ -52,49 +49,7 @@ class Keypoints(NamedTuple):
 
 def _check_maps(heatmaps: torch.Tensor) -> None:
     if heatmaps.dim() != 4:
-        raise ValueError(f"heatmaps must be N x K x H x W; got shape {tuple(heatmaps.shape)}")
-
-
-def _check_stride(stride: int) -> None:
-    if stride < 1:
-        raise ValueError(f"stride must be a positive integer; got {stride}")
-
-
-def map_to_image(xy: torch.Tensor, stride: int) -> torch.Tensor:
-    """Heatmap coordinates at output stride ``stride`` -> image pixels: ``x * s + (s - 1) / 2``."""
-    _check_stride(stride)
-    return xy * stride + (stride - 1) / 2
-
-
-def image_to_map(xy: torch.Tensor, stride: int) -> torch.Tensor:
-    """Image pixels -> heatmap coordinates at ``stride`` (inverse of :func:`map_to_image`)."""
-    _check_stride(stride)
-    return (xy - (stride - 1) / 2) / stride
-
-
-def pixels_to_normalized(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pixel coordinates -> ``[0, 1]`` (0 and 1 at the image borders)."""
-    size = torch.tensor([width, height], dtype=xy.dtype, device=xy.device)
-    return (xy + 0.5) / size
-
-
-def normalized_to_pixels(uv: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``[0, 1]`` coordinates -> pixel coordinates (inverse of :func:`pixels_to_normalized`)."""
-    size = torch.tensor([width, height], dtype=uv.dtype, device=uv.device)
-    return uv * size - 0.5
-
-
-def gaussian_heatmaps(xy: torch.Tensor, height: int, width: int, sigma: float) -> torch.Tensor:
-    """Target maps ``exp(-d^2 / (2 sigma^2))``, peak 1, around ``xy`` (N x K x 2, map pixels)."""
-    if xy.dim() != 3 or xy.shape[-1] != 2:
-        raise ValueError(f"xy must be N x K x 2 (x, y); got shape {tuple(xy.shape)}")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0; got {sigma}")
-    xs = torch.arange(width, dtype=xy.dtype, device=xy.device)
-    ys = torch.arange(height, dtype=xy.dtype, device=xy.device)
-    dx2 = (xs - xy[..., 0:1]).square()  # N x K x W
-    dy2 = (ys - xy[..., 1:2]).square()  # N x K x H
-    return torch.exp(-(dy2[..., :, None] + dx2[..., None, :]) / (2 * sigma**2))
+        raise ArgumentError(f"heatmaps must be N x K x H x W; got shape {tuple(heatmaps.shape)}")
 
 
 def argmax_2d(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,7 +98,7 @@ def refine(heatmaps: torch.Tensor, xy: torch.Tensor,
     if method is None:
         return xy
     if method not in ("quarter", "parabola"):
-        raise ValueError(f"refine must be 'quarter', 'parabola' or None; got {method!r}")
+        raise ArgumentError(f"refine must be 'quarter', 'parabola' or None; got {method!r}")
     v, inner_x, inner_y = _peak_and_neighbours(heatmaps, xy)
     if method == "quarter":
         dx = _quarter_shift(v["left"], v["centre"], v["right"])
@@ -159,7 +114,7 @@ def soft_argmax(heatmaps: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
     """Differentiable expected position (N x K x 2) under ``softmax(beta * heatmap)``."""
     _check_maps(heatmaps)
     if beta <= 0:
-        raise ValueError(f"beta (inverse temperature) must be > 0; got {beta}")
+        raise ArgumentError(f"beta (inverse temperature) must be > 0; got {beta}")
     height, width = heatmaps.shape[-2:]
     probs = torch.softmax(beta * heatmaps.flatten(2), dim=-1).unflatten(-1, (height, width))
     xs = torch.arange(width, dtype=heatmaps.dtype, device=heatmaps.device)
@@ -180,7 +135,7 @@ def decode_heatmaps(heatmaps: torch.Tensor, *, stride: int = 1,
     _check_maps(heatmaps)
     if background:
         if heatmaps.shape[1] < 2:
-            raise ValueError("background=True needs K + 1 >= 2 channels; "
+            raise ArgumentError("background=True needs K + 1 >= 2 channels; "
                              f"got {heatmaps.shape[1]}")
         heatmaps = heatmaps[:, :-1]
     if method == "argmax":
@@ -190,5 +145,5 @@ def decode_heatmaps(heatmaps: torch.Tensor, *, stride: int = 1,
         xy = soft_argmax(heatmaps, beta)
         confidence = heatmaps.flatten(2).amax(dim=-1)
     else:
-        raise ValueError(f"method must be 'argmax' or 'soft'; got {method!r}")
+        raise ArgumentError(f"method must be 'argmax' or 'soft'; got {method!r}")
     return Keypoints(map_to_image(xy, stride), confidence, confidence > threshold)

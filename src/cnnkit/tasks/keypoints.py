@@ -38,23 +38,16 @@ from typing import Any, Literal
 import torch
 
 from cnnkit.data.heatmaps import heatmap_size, keypoint_heatmaps
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task
-from cnnkit.tasks.keypoint_decode import (Refinement, decode_heatmaps, normalized_to_pixels,
-                                          pixels_to_normalized)
+from cnnkit.geometry import flip_permutation, normalized_to_pixels, pixels_to_normalized
+from cnnkit.tasks.keypoint_decode import Refinement, decode_heatmaps
 from cnnkit.tasks.losses import heatmap_mse, heatmap_pixel_ce, heatmap_spatial_ce
 from cnnkit.tasks.original_coordinates import boxes_to_original, to_original
 
 Reference = Literal["box"] | tuple[int, int] | None
 Decoder = Callable[[Any, Batch], tuple[torch.Tensor, torch.Tensor | None]]
 DEFAULT_PCK_PIXELS = 5.0
-
-
-def flip_permutation(num_keypoints: int, flip_pairs: Sequence[tuple[int, int]]) -> list[int]:
-    perm = list(range(num_keypoints))
-    for a, b in flip_pairs:
-        perm[a], perm[b] = b, a
-    return perm
 
 
 def unflip(values: torch.Tensor, meta: dict[str, Any],
@@ -76,7 +69,7 @@ class KeypointMetric(Metric):
                  flip_pairs: Sequence[tuple[int, int]] = ()) -> None:
         if pck_reference not in (None, "box") and not (
                 isinstance(pck_reference, tuple) and len(pck_reference) == 2):
-            raise ValueError(f"pck_reference must be None (pixels), 'box' or a keypoint pair "
+            raise ArgumentError(f"pck_reference must be None (pixels), 'box' or a keypoint pair "
                              f"(i, j); got {pck_reference!r}")
         self.num_keypoints, self.decoder = num_keypoints, decoder
         self.threshold, self.reference = pck_threshold, pck_reference
@@ -97,7 +90,7 @@ class KeypointMetric(Metric):
             return self.threshold
         if self.reference == "box":
             if "boxes" not in batch:
-                raise ValueError("pck_reference='box' needs batch['boxes'] (one box per sample)")
+                raise ArgumentError("pck_reference='box' needs batch['boxes'] (one box per sample)")
             box = boxes_to_original(batch["boxes"][i:i + 1].double(), batch["meta"][i], size)[0]
             return self.threshold * float((box[2:] - box[:2]).max())
         a, b = self.reference
@@ -147,9 +140,9 @@ class _KeypointTask(Task):
                  pck_reference: Reference = None, keypoint_names: Sequence[str] | None = None,
                  flip_pairs: Sequence[tuple[int, int]] = ()) -> None:
         if num_keypoints < 1:
-            raise ValueError(f"num_keypoints must be >= 1; got {num_keypoints}")
+            raise ArgumentError(f"num_keypoints must be >= 1; got {num_keypoints}")
         if keypoint_names is not None and len(keypoint_names) != num_keypoints:
-            raise ValueError(f"keypoint_names has {len(keypoint_names)} names for "
+            raise ArgumentError(f"keypoint_names has {len(keypoint_names)} names for "
                              f"{num_keypoints} keypoints")
         self.num_keypoints = num_keypoints
         self.metric_options = {"pck_threshold": pck_threshold, "pck_reference": pck_reference,
@@ -180,7 +173,7 @@ class _KeypointTask(Task):
 
 def _keypoint_targets(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     if "keypoints" not in batch:
-        raise ValueError("a keypoint task needs batch['keypoints'] (N x K x 2) and 'visible'")
+        raise ArgumentError("a keypoint task needs batch['keypoints'] (N x K x 2) and 'visible'")
     return batch["keypoints"], batch["visible"].bool()
 
 
@@ -189,7 +182,7 @@ class KeypointRegressionTask(_KeypointTask):
 
     def _check(self, output: torch.Tensor) -> None:
         if output.dim() != 3 or output.shape[1:] != (self.num_keypoints, 2):
-            raise ValueError(f"keypoint regression output must be N x {self.num_keypoints} x 2 "
+            raise ArgumentError(f"keypoint regression output must be N x {self.num_keypoints} x 2 "
                              f"(normalised x, y); got {tuple(output.shape)}")
 
     def points(self, output: Any, batch: Batch) -> tuple[torch.Tensor, None]:
@@ -226,7 +219,7 @@ class KeypointHeatmapTask(_KeypointTask):
                  refinement: Refinement = "quarter", **options: Any) -> None:
         super().__init__(num_keypoints, **options)
         if loss not in ("mse", "cross_entropy"):
-            raise ValueError(f"heatmap loss must be 'mse' or 'cross_entropy'; got {loss!r}")
+            raise ArgumentError(f"heatmap loss must be 'mse' or 'cross_entropy'; got {loss!r}")
         self.loss_name, self.background, self.sigma = loss, background, sigma
         self.refinement = refinement
         self.channels = num_keypoints + int(background)
@@ -235,7 +228,7 @@ class KeypointHeatmapTask(_KeypointTask):
         """N x T x C x h x w (T = 1 for single-stage networks)."""
         maps = output[:, None] if output.dim() == 4 else output
         if maps.dim() != 5 or maps.shape[2] != self.channels:
-            raise ValueError(f"heatmap output must be N x {self.channels} x h x w or "
+            raise ArgumentError(f"heatmap output must be N x {self.channels} x h x w or "
                              f"N x T x {self.channels} x h x w (K = {self.num_keypoints}"
                              f"{' + background' if self.background else ''}); "
                              f"got {tuple(output.shape)}")

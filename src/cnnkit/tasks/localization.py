@@ -1,6 +1,6 @@
 """Classification + localization (one object per image): class loss + box regression loss.
 
-The model (:mod:`cnnkit.models.keypoints.localization`) returns ``(logits, boxes)`` with boxes
+The model (:mod:`cnnkit.models.localization.classloc`) returns ``(logits, boxes)`` with boxes
 ``(cx, cy, w, h)`` normalised by the image size (borders at 0 and 1, pixel ``x`` at
 ``(x + 0.5) / W``), N x 4 or, class-specific, N x C x 4 (the ground-truth class's box is
 trained, the predicted class's box is evaluated). The batch's ``boxes`` (N x 4, pixel
@@ -25,37 +25,16 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from cnnkit.models.keypoints.localization import boxes_to_corners
+from cnnkit.geometry import (boxes_to_normalized, cxcywh_to_xyxy, normalized_to_boxes,
+                             paired_box_iou)
 from cnnkit.tasks.base import Batch, Metric, Task
 from cnnkit.tasks.classification import check_labels
 from cnnkit.tasks.original_coordinates import boxes_to_original
+from cnnkit.errors import ArgumentError
 
 BoxLoss = Literal["l2", "smooth_l1"]
 IOU_THRESHOLD = 0.5
 SMOOTH_L1_BETA = 1 / 9
-
-
-def corners_to_normalized(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Pixel ``(x1, y1, x2, y2)`` -> normalised ``(cx, cy, w, h)``."""
-    size = boxes.new_tensor([width, height, width, height])
-    unit = (boxes + 0.5) / size
-    return torch.cat([(unit[..., :2] + unit[..., 2:]) / 2, unit[..., 2:] - unit[..., :2]], -1)
-
-
-def normalized_to_corners(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Normalised ``(cx, cy, w, h)`` -> pixel ``(x1, y1, x2, y2)``."""
-    return boxes_to_corners(boxes) * boxes.new_tensor([width, height, width, height]) - 0.5
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU of matching ``(x1, y1, x2, y2)`` boxes (N x 4 each); 0 when the union is empty."""
-    low = torch.maximum(a[:, :2], b[:, :2])
-    high = torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (high - low).clamp(min=0).prod(1)
-    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(1)
-    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(1)
-    union = area_a + area_b - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(union))
 
 
 def pick_boxes(boxes: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
@@ -67,16 +46,16 @@ def pick_boxes(boxes: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
 
 def _outputs(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if not (isinstance(output, tuple) and len(output) == 2):
-        raise ValueError("a localization model must return (logits, boxes) "
+        raise ArgumentError("a localization model must return (logits, boxes) "
                          f"(ClassesAndBoxes); got {type(output).__name__}")
     return output[0], output[1]
 
 
 def _target_boxes(batch: Batch, like: torch.Tensor) -> torch.Tensor:
     if "boxes" not in batch:
-        raise ValueError("localization needs batch['boxes'] (one box per sample)")
+        raise ArgumentError("localization needs batch['boxes'] (one box per sample)")
     height, width = batch["image"].shape[-2:]
-    return corners_to_normalized(batch["boxes"].to(like), height, width)
+    return boxes_to_normalized(batch["boxes"].to(like), height, width)
 
 
 class LocalizationMetric(Metric):
@@ -97,8 +76,8 @@ class LocalizationMetric(Metric):
         labels = batch["label"].to(logits.device)
         check_labels(labels, self.num_classes)
         pred = logits.argmax(1)
-        target = boxes_to_corners(_target_boxes(batch, boxes))
-        iou = box_iou(boxes_to_corners(pick_boxes(boxes, pred).float()), target.float())
+        target = cxcywh_to_xyxy(_target_boxes(batch, boxes))
+        iou = paired_box_iou(cxcywh_to_xyxy(pick_boxes(boxes, pred).float()), target.float())
         right = pred == labels
         hit = iou >= IOU_THRESHOLD
         self.sums += torch.stack([right.sum(), iou.sum(), hit.sum(), (right & hit).sum(),
@@ -124,9 +103,9 @@ class LocalizationTask(Task):
                  box_weight: float = 1.0, label_smoothing: float = 0.0,
                  smooth_l1_beta: float = SMOOTH_L1_BETA) -> None:
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+            raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         if box_loss not in ("l2", "smooth_l1"):
-            raise ValueError(f"box_loss must be 'l2' or 'smooth_l1'; got {box_loss!r}")
+            raise ArgumentError(f"box_loss must be 'l2' or 'smooth_l1'; got {box_loss!r}")
         self.num_classes, self.box_loss, self.box_weight = num_classes, box_loss, box_weight
         self.label_smoothing, self.smooth_l1_beta = label_smoothing, smooth_l1_beta
 
@@ -154,7 +133,7 @@ class LocalizationTask(Task):
         probs = torch.softmax(logits, 1)
         score, pred = probs.max(1)
         height, width = batch["image"].shape[-2:]
-        corners = normalized_to_corners(pick_boxes(boxes, pred), height, width)
+        corners = normalized_to_boxes(pick_boxes(boxes, pred), height, width)
         results = []
         for i, meta in enumerate(batch["meta"]):
             box = boxes_to_original(corners[i:i + 1], meta, (height, width))[0]

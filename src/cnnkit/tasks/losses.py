@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from cnnkit.errors import ArgumentError
 
 EPS = 1e-12  # guards divisions by sums that are 0 only when nothing is counted
 
@@ -45,7 +46,7 @@ def _class_sums(probs: torch.Tensor, target: torch.Tensor,
                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per class: sum X*Y, sum X, sum Y over the valid pixels of the batch."""
     if probs.dim() != 4 or target.shape != probs.shape[:1] + probs.shape[2:]:
-        raise ValueError(f"probs must be N x C x H x W and target N x H x W; got "
+        raise ArgumentError(f"probs must be N x C x H x W and target N x H x W; got "
                          f"{tuple(probs.shape)} and {tuple(target.shape)}")
     onehot = _one_hot(target, valid, probs.shape[1]).to(probs.dtype)
     x = probs * valid[:, None]
@@ -77,7 +78,7 @@ def dice_loss(probs: torch.Tensor, target: torch.Tensor,
 
 def _check_maps(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> None:
     if pred.dim() != 4 or pred.shape != target.shape or weights.shape != pred.shape[:2]:
-        raise ValueError(f"heatmap loss needs pred and target N x C x h x w and weights N x C; "
+        raise ArgumentError(f"heatmap loss needs pred and target N x C x h x w and weights N x C; "
                          f"got {tuple(pred.shape)}, {tuple(target.shape)}, "
                          f"{tuple(weights.shape)}")
 
@@ -111,7 +112,7 @@ def heatmap_pixel_ce(pred: torch.Tensor, target: torch.Tensor,
     the channels), averaged over the cells. ``weights`` are not used: an invisible keypoint's
     all-zero target map already says "not here"."""
     if pred.dim() != 4 or pred.shape != target.shape:
-        raise ValueError(f"heatmap loss needs pred and target N x C x h x w; got "
+        raise ArgumentError(f"heatmap loss needs pred and target N x C x h x w; got "
                          f"{tuple(pred.shape)} and {tuple(target.shape)}")
     log_probs = torch.log_softmax(pred, dim=1)
     return _kl(log_probs, target, dim=1).mean()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import ArgumentError, CnnkitError
 
 Size = tuple[int, int]
 SIZING = ("resize", "crop")
@@ -73,7 +73,7 @@ def to_original(points: torch.Tensor, meta: dict[str, Any], size: Size | None = 
     See the module docstring for what is inverted and what ``meta`` must hold.
     """
     if points.dim() != 2 or points.shape[-1] != 2:
-        raise ValueError(f"points must be K x 2 (x, y); got shape {tuple(points.shape)}")
+        raise ArgumentError(f"points must be K x 2 (x, y); got shape {tuple(points.shape)}")
     steps = [(name, dict(params)) for name, params in meta.get("transforms", [])]
     _check_steps(steps)
     before, after = _sizes(steps, meta, size)
@@ -108,7 +108,7 @@ def boxes_to_original(boxes: torch.Tensor, meta: dict[str, Any],
                       size: Size | None = None) -> torch.Tensor:
     """``B x 4`` (x1, y1, x2, y2) boxes -> original image: the hull of the mapped corners."""
     if boxes.dim() != 2 or boxes.shape[-1] != 4:
-        raise ValueError(f"boxes must be B x 4 (x1, y1, x2, y2); got shape {tuple(boxes.shape)}")
+        raise ArgumentError(f"boxes must be B x 4 (x1, y1, x2, y2); got shape {tuple(boxes.shape)}")
     x1, y1, x2, y2 = boxes.unbind(1)
     corners = torch.stack([torch.stack(c, 1) for c in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))], 1)
     moved = to_original(corners.reshape(-1, 2), meta, size).reshape(-1, 4, 2)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.data.sample import IGNORE_INDEX
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task, main_output
 from cnnkit.tasks.classification import (aux_names, confusion_counts, nanmean, safe_ratio,
                                          weight_vector)
@@ -61,7 +61,7 @@ class LabelRules:
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
                  ignore_values: Sequence[int] = ()) -> None:
         if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1; got {num_classes}")
+            raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         self.num_classes = num_classes
         self.ignored = sorted({int(ignore_index), *(int(v) for v in ignore_values)})
 
@@ -83,7 +83,7 @@ class LabelRules:
 
 def _spatial(logits: torch.Tensor) -> tuple[int, int]:
     if logits.dim() != 4:
-        raise ValueError(f"segmentation output must be N x C x H x W logits; got shape "
+        raise ArgumentError(f"segmentation output must be N x C x H x W logits; got shape "
                          f"{tuple(logits.shape)}")
     return int(logits.shape[-2]), int(logits.shape[-1])
 
@@ -99,7 +99,7 @@ class SegmentationMetric(Metric):
         self.class_names = (list(class_names) if class_names
                             else [str(c) for c in range(num_classes)])
         if len(self.class_names) != num_classes:
-            raise ValueError(f"class_names has {len(self.class_names)} names for "
+            raise ArgumentError(f"class_names has {len(self.class_names)} names for "
                              f"{num_classes} classes")
         self.reset()
 
@@ -155,7 +155,7 @@ class SegmentationTask(Task):
         self.ignore_values, self.class_names = tuple(ignore_values), class_names
         self.weights = {"ce": ce_weight, "dice": dice_weight, "soft_iou": soft_iou_weight}
         if all(w == 0 for w in self.weights.values()):
-            raise ValueError("at least one of ce_weight, dice_weight, soft_iou_weight must be > 0")
+            raise ArgumentError("at least one of ce_weight, dice_weight, soft_iou_weight must be > 0")
         self.aux_weight = aux_weight
         self.class_weights = weight_vector(class_weights, num_classes)
 

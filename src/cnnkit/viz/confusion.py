@@ -8,6 +8,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from cnnkit.viz.style import AXIS_COLOR, BACKGROUND, font, sequential_color, text_size
+from cnnkit.errors import ArgumentError
 
 
 def _rotated_text(text: str, size: int = 11) -> Image.Image:
@@ -32,11 +33,11 @@ def confusion_matrix_image(matrix: torch.Tensor | Sequence[Sequence[float]],
     """
     counts = torch.as_tensor(matrix, dtype=torch.float64)
     if counts.dim() != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"confusion matrix must be K x K; got shape {tuple(counts.shape)}")
+        raise ArgumentError(f"confusion matrix must be K x K; got shape {tuple(counts.shape)}")
     k = counts.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
     if len(names) != k:
-        raise ValueError(f"{k} x {k} confusion matrix but {len(names)} class names")
+        raise ArgumentError(f"{k} x {k} confusion matrix but {len(names)} class names")
     if normalize:
         scaled = counts / counts.sum(1, keepdim=True).clamp(min=1)
     else:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from cnnkit.viz.plots import Series, line_plot, panels
 from cnnkit.viz.style import CATEGORICAL
+from cnnkit.errors import ArgumentError
 
 Curves = dict[str, dict[str, tuple[list[float], list[float]]]]
 SPLIT_STYLE = {"train": (CATEGORICAL[0], False), "val": (CATEGORICAL[1], True)}
@@ -26,7 +27,7 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, object]]:
     """Rows of ``metrics.csv`` as dicts with int epoch/step and float value."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: metrics file not found")
+        raise ArgumentError(f"{path}: metrics file not found")
     rows = []
     with path.open(newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), 2):
@@ -35,7 +36,7 @@ def read_metrics_csv(path: str | Path) -> list[dict[str, object]]:
                              "split": row["split"], "name": row["name"],
                              "value": float(row["value"])})
             except (KeyError, TypeError, ValueError):
-                raise ValueError(f"{path}:{number}: expected columns epoch, step, split, name, "
+                raise ArgumentError(f"{path}:{number}: expected columns epoch, step, split, name, "
                                  f"value; got {row}") from None
     return rows
 
@@ -76,7 +77,7 @@ def plot_training_curves(metrics: str | Path | Sequence[dict[str, object]],
     names = list(names) if names is not None else curve_names(curves)
     missing = [n for n in names if n not in curves]
     if missing:
-        raise ValueError(f"no figures named {', '.join(missing)} in the metrics; they have "
+        raise ArgumentError(f"no figures named {', '.join(missing)} in the metrics; they have "
                          f"{', '.join(sorted(curves)) or 'none'}")
     pictures = []
     for name in names:

@@ -15,14 +15,16 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from cnnkit.data.sample import IGNORE_INDEX, Skeleton
+from cnnkit.data.sample import IGNORE_INDEX
+from cnnkit.geometry import Skeleton
 from cnnkit.viz.style import (CATEGORICAL, CENTER_COLOR, IGNORE_COLOR, LEFT_COLOR, RGB,
                               RIGHT_COLOR, font, heat_color, label_palette, text_size)
+from cnnkit.errors import ArgumentError
 
 
 def _enlarge(image: Image.Image, scale: int) -> Image.Image:
     if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive integer; got {scale!r}")
+        raise ArgumentError(f"scale must be a positive integer; got {scale!r}")
     image = image.convert("RGB")
     return image if scale == 1 else image.resize((image.width * scale, image.height * scale),
                                                  Image.NEAREST)
@@ -37,15 +39,15 @@ def colorize_mask(mask: torch.Tensor, palette: Sequence[RGB] | None = None,
     """An ``H x W`` class map as an RGB picture: class c gets ``palette[c]`` exactly
     (default :func:`label_palette`), :data:`IGNORE_INDEX` gets ``ignore_color``."""
     if mask.dim() != 2:
-        raise ValueError(f"mask must be H x W; got shape {tuple(mask.shape)}")
+        raise ArgumentError(f"mask must be H x W; got shape {tuple(mask.shape)}")
     values = mask.detach().cpu().long()
     classes = values[values != IGNORE_INDEX]
     top = int(classes.max()) if classes.numel() else 0
     if classes.numel() and int(classes.min()) < 0:
-        raise ValueError(f"mask values must be class indices >= 0; got {int(classes.min())}")
+        raise ArgumentError(f"mask values must be class indices >= 0; got {int(classes.min())}")
     colors = list(palette) if palette is not None else label_palette(top + 1)
     if top >= len(colors):
-        raise ValueError(f"mask has class {top} but the palette has {len(colors)} colours")
+        raise ArgumentError(f"mask has class {top} but the palette has {len(colors)} colours")
     table = np.zeros((max(len(colors), IGNORE_INDEX + 1), 3), dtype=np.uint8)
     table[:len(colors)] = np.asarray(colors, dtype=np.uint8)
     table[IGNORE_INDEX] = ignore_color
@@ -57,7 +59,7 @@ def overlay_mask(image: Image.Image, mask: torch.Tensor, palette: Sequence[RGB] 
     """``image`` blended with the coloured mask (``alpha`` = weight of the mask)."""
     colored = colorize_mask(mask, palette, ignore_color)
     if colored.size != image.size:
-        raise ValueError(f"mask is {colored.size} (W x H) but the image is {image.size}")
+        raise ArgumentError(f"mask is {colored.size} (W x H) but the image is {image.size}")
     return Image.blend(image.convert("RGB"), colored, alpha)
 
 
@@ -65,7 +67,7 @@ def overlay_heatmap(image: Image.Image, heatmap: torch.Tensor, alpha: float = 0.
     """``image`` blended with an ``h x w`` map (rescaled to [0, 1], resized to the image)."""
     values = heatmap.detach().float().cpu()
     if values.dim() != 2:
-        raise ValueError(f"heatmap must be h x w; got shape {tuple(values.shape)}")
+        raise ArgumentError(f"heatmap must be h x w; got shape {tuple(values.shape)}")
     low, high = float(values.min()), float(values.max())
     values = (values - low) / max(high - low, 1e-12)
     ramp = np.asarray([heat_color(i / 255) for i in range(256)], dtype=np.uint8)
@@ -99,7 +101,7 @@ def draw_keypoints(image: Image.Image, keypoints: torch.Tensor, visible: torch.T
     draw = ImageDraw.Draw(picture)
     points = keypoints.detach().float().cpu()
     if points.dim() != 2 or points.shape[1] != 2:
-        raise ValueError(f"keypoints must be K x 2 (x, y); got shape {tuple(points.shape)}")
+        raise ArgumentError(f"keypoints must be K x 2 (x, y); got shape {tuple(points.shape)}")
     k = points.shape[0]
     shown = torch.ones(k, dtype=torch.bool) if visible is None else visible.detach().cpu().bool()
     shown = shown & torch.isfinite(points).all(1)

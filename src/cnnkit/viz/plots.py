@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 
 from cnnkit.viz.style import (AXIS_COLOR, BACKGROUND, CATEGORICAL, GRID_COLOR, RGB, font,
                               text_size)
+from cnnkit.errors import ArgumentError
 
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 42
 
@@ -29,7 +30,7 @@ def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
     """At most about ``count`` round tick values (steps of 1, 2 or 5 x 10^k) covering
     [low, high]."""
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"tick range must be finite; got {low}, {high}")
+        raise ArgumentError(f"tick range must be finite; got {low}, {high}")
     if high <= low:
         pad = abs(low) * 0.1 or 1.0
         low, high = low - pad, high + pad
@@ -73,7 +74,7 @@ def line_plot(series: Sequence[Series], *, title: str = "", xlabel: str = "", yl
     """
     width, height = size
     if width < MARGIN_LEFT + MARGIN_RIGHT + 40 or height < MARGIN_TOP + MARGIN_BOTTOM + 40:
-        raise ValueError(f"plot size {size} is too small (at least "
+        raise ArgumentError(f"plot size {size} is too small (at least "
                          f"{MARGIN_LEFT + MARGIN_RIGHT + 40} x {MARGIN_TOP + MARGIN_BOTTOM + 40})")
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
@@ -166,7 +167,7 @@ def panels(images: Sequence[Image.Image], columns: int = 2,
            background: RGB = BACKGROUND) -> Image.Image:
     """Pictures of one size tiled row by row, ``columns`` per row."""
     if not images:
-        raise ValueError("panels needs at least one picture")
+        raise ArgumentError("panels needs at least one picture")
     w, h = images[0].size
     columns = min(columns, len(images))
     rows = math.ceil(len(images) / columns)

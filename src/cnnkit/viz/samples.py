@@ -13,10 +13,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from cnnkit.data.sample import Skeleton
+from cnnkit.geometry import Skeleton
 from cnnkit.viz.overlays import caption, draw_boxes, draw_keypoints, overlay_mask
 from cnnkit.viz.plots import panels
 from cnnkit.viz.style import RGB, to_pil
+from cnnkit.errors import ArgumentError
 
 KINDS = ("classification", "segmentation", "keypoints", "localization")
 
@@ -46,7 +47,7 @@ def sample_panel(image: torch.Tensor, kind: str, target: dict[str, Any],
     points or boxes on two copies of the image. ``mean``/``std`` undo a normalisation.
     """
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        raise ArgumentError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     picture = to_pil(image, mean, std)
     if scale != 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)

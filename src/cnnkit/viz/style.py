@@ -7,6 +7,7 @@ from functools import lru_cache
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from cnnkit.errors import ArgumentError
 
 RGB = tuple[int, int, int]
 # Ten distinct line colours (the "tab10" hues of matplotlib's default cycle).
@@ -61,7 +62,7 @@ def to_pil(image: torch.Tensor, mean: Sequence[float] | None = None,
     are rescaled by the image's own minimum and maximum.
     """
     if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"image must be C x H x W with 1 or 3 channels; got shape "
+        raise ArgumentError(f"image must be C x H x W with 1 or 3 channels; got shape "
                          f"{tuple(image.shape)}")
     image = image.detach().float().cpu()
     if mean is not None and std is not None:

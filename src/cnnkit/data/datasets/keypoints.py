@@ -23,7 +23,8 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnkit.data.datasets.images import DatasetError, SkipBad, image_size, read_image
-from cnnkit.data.sample import Sample, Skeleton
+from cnnkit.data.sample import Sample
+from cnnkit.geometry import Skeleton
 
 
 def left_right_pairs(names: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from cnnkit.data.datasets.images import (DatasetError, SkipBad, image_size, list_images,
                                          read_image, read_mask)
 from cnnkit.data.sample import IGNORE_INDEX, Sample
+from cnnkit.errors import ArgumentError
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,9 @@ class ClassList:
 
     def __post_init__(self) -> None:
         if self.colors is not None and len(self.colors) != len(self.names):
-            raise ValueError(f"{len(self.names)} class names but {len(self.colors)} colours")
+            raise ArgumentError(f"{len(self.names)} class names but {len(self.colors)} colours")
         if self.void_index is not None and not 0 <= self.void_index < len(self.names):
-            raise ValueError(f"void_index {self.void_index} is not a class (0..{len(self.names) - 1})")
+            raise ArgumentError(f"void_index {self.void_index} is not a class (0..{len(self.names) - 1})")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -62,11 +63,11 @@ class SegmentationPairs(Dataset, SkipBad):
                  mask_values: dict[int, int] | None = None, void_to_ignore: bool = False,
                  skip_bad: bool = False, where: str = "") -> None:
         if mask_format not in ("index", "rgb", "values"):
-            raise ValueError(f"mask_format must be index, rgb or values; got {mask_format!r}")
+            raise ArgumentError(f"mask_format must be index, rgb or values; got {mask_format!r}")
         if (mask_format == "values") != (mask_values is not None):
-            raise ValueError("mask_values is given exactly when mask_format='values'")
+            raise ArgumentError("mask_values is given exactly when mask_format='values'")
         if void_to_ignore and classes.void_index is None:
-            raise ValueError("void_to_ignore=True but the class list has no void class")
+            raise ArgumentError("void_to_ignore=True but the class list has no void class")
         self.classes, self.mode, self.mask_format = classes, mode, mask_format
         self.mask_values, self.void_to_ignore = mask_values, void_to_ignore
         self.pairs = [(Path(i), Path(m)) for i, m in pairs]

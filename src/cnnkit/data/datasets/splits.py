@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from cnnkit.data.datasets.images import DatasetError
+from cnnkit.errors import ArgumentError, NotFoundError
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Split:
 
     def __getitem__(self, name: str) -> list[str]:
         if name not in self.parts:
-            raise KeyError(f"split has no part {name!r}; it has {', '.join(self.parts)}")
+            raise NotFoundError(f"split has no part {name!r}; it has {', '.join(self.parts)}")
         return self.parts[name]
 
     def save(self, path: str | Path) -> None:
@@ -71,9 +72,9 @@ def _permuted(keys: Sequence[str], seed: int) -> list[str]:
 def _count(n: int, size: float | int, name: str) -> int:
     count = size if isinstance(size, int) else round(size * n)
     if isinstance(size, float) and not 0.0 <= size < 1.0:
-        raise ValueError(f"{name} fraction must be in [0, 1); got {size}")
+        raise ArgumentError(f"{name} fraction must be in [0, 1); got {size}")
     if not 0 <= count < n:
-        raise ValueError(f"{name} size {size} leaves no training samples out of {n}")
+        raise ArgumentError(f"{name} size {size} leaves no training samples out of {n}")
     return count
 
 
@@ -83,7 +84,7 @@ def random_split(keys: Sequence[str], val: float | int = 0.2, test: float | int 
     order = _permuted(keys, seed)
     n_val, n_test = _count(len(order), val, "val"), _count(len(order), test, "test")
     if n_val + n_test >= len(order):
-        raise ValueError(f"val {n_val} + test {n_test} leave no training samples of {len(order)}")
+        raise ArgumentError(f"val {n_val} + test {n_test} leave no training samples of {len(order)}")
     parts = {"train": sorted(order[n_val + n_test:]), "val": sorted(order[:n_val])}
     if n_test:
         parts["test"] = sorted(order[n_val:n_val + n_test])
@@ -93,7 +94,7 @@ def random_split(keys: Sequence[str], val: float | int = 0.2, test: float | int 
 def kfold_splits(keys: Sequence[str], k: int, seed: int = 0) -> list[Split]:
     """``k`` splits whose val parts are disjoint and cover every key once (sizes differ by <= 1)."""
     if not 2 <= k <= len(keys):
-        raise ValueError(f"k must be in 2..{len(keys)} (the number of keys); got {k}")
+        raise ArgumentError(f"k must be in 2..{len(keys)} (the number of keys); got {k}")
     order = _permuted(keys, seed)
     folds = [order[i::k] for i in range(k)]
     return [Split({"train": sorted(x for j, f in enumerate(folds) if j != i for x in f),

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, uniform
 from cnnkit.data.transforms.geometric import box_corners_map, log_transform, move_labels
+from cnnkit.errors import ArgumentError
 
 Range = float | tuple[float, float]
 LENS_K1_MIN = -4 / 27  # below this, points near the corners have no distorted position
@@ -38,14 +39,14 @@ LENS_K1_MIN = -4 / 27  # below this, points near the corners have no distorted p
 def _symmetric(value: Range, name: str) -> tuple[float, float]:
     low, high = (-abs(value), abs(value)) if isinstance(value, (int, float)) else value
     if low > high:
-        raise ValueError(f"{name} range must be (low, high) with low <= high; got {value!r}")
+        raise ArgumentError(f"{name} range must be (low, high) with low <= high; got {value!r}")
     return float(low), float(high)
 
 
 def _positive(value: tuple[float, float], name: str) -> tuple[float, float]:
     low, high = value
     if not 0 < low <= high:
-        raise ValueError(f"{name} must be (low, high) with 0 < low <= high; got {value!r}")
+        raise ArgumentError(f"{name} must be (low, high) with 0 < low <= high; got {value!r}")
     return float(low), float(high)
 
 
@@ -130,14 +131,14 @@ class Affine(Transform):
                  shear: Range = 0.0, fill: float = 0.0) -> None:
         self.degrees = _symmetric(degrees, "Affine degrees")
         if len(translate) != 2 or not all(0 <= t <= 1 for t in translate):
-            raise ValueError(f"Affine translate must be (fx, fy) fractions in [0, 1]; "
+            raise ArgumentError(f"Affine translate must be (fx, fy) fractions in [0, 1]; "
                              f"got {translate!r}")
         self.translate = (float(translate[0]), float(translate[1]))
         self.scale = _positive(scale, "Affine scale")
         self.stretch = _positive(stretch, "Affine stretch")
         self.shear = _symmetric(shear, "Affine shear")
         if not all(-90 < s < 90 for s in self.shear):
-            raise ValueError(f"Affine shear must lie in (-90, 90) degrees; got {shear!r}")
+            raise ArgumentError(f"Affine shear must lie in (-90, 90) degrees; got {shear!r}")
         self.fill = fill
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
@@ -162,7 +163,7 @@ def lens_distort(sample: Sample, k1: float, fill: float = 0.0, iterations: int =
     midpoints (an approximation: edges bend).
     """
     if k1 < LENS_K1_MIN:
-        raise ValueError(f"lens distortion k1 must be >= {LENS_K1_MIN:.4f}; got {k1}")
+        raise ArgumentError(f"lens distortion k1 must be >= {LENS_K1_MIN:.4f}; got {k1}")
     height, width = sample.size
     centre = torch.tensor([(width - 1) / 2, (height - 1) / 2], dtype=torch.float64)
     norm = math.hypot(width, height) / 2
@@ -199,7 +200,7 @@ class LensDistortion(Transform):
     def __init__(self, k1: tuple[float, float] = (-0.1, 0.1), fill: float = 0.0) -> None:
         low, high = k1
         if not LENS_K1_MIN <= low <= high:
-            raise ValueError(f"LensDistortion k1 must be (low, high) with "
+            raise ArgumentError(f"LensDistortion k1 must be (low, high) with "
                              f"{LENS_K1_MIN:.4f} <= low <= high; got {k1!r}")
         self.k1, self.fill = (float(low), float(high)), fill
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from cnnkit.data.sample import Sample
+from cnnkit.errors import ArgumentError
 
 
 class Transform:
@@ -60,7 +61,7 @@ class RandomChoice(Transform):
 
     def __init__(self, transforms: Sequence[Transform]) -> None:
         if not transforms:
-            raise ValueError("RandomChoice needs at least one transform")
+            raise ArgumentError("RandomChoice needs at least one transform")
         self.transforms = list(transforms)
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import ArgumentError, CnnkitError
 
 Batch = dict[str, Any]
 COORDINATE_KEYS = ("keypoints", "boxes", "heatmaps")
@@ -39,7 +39,7 @@ class BatchHorizontalFlip:
 
     def __init__(self, p: float = 0.5) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"BatchHorizontalFlip p must be in [0, 1]; got {p}")
+            raise ArgumentError(f"BatchHorizontalFlip p must be in [0, 1]; got {p}")
         self.p = p
 
     def __call__(self, batch: Batch) -> Batch:
@@ -64,7 +64,7 @@ class BatchRandomShift:
 
     def __init__(self, padding: int = 2, fill: float = 0.0, mask_fill: int = 255) -> None:
         if padding < 0:
-            raise ValueError(f"BatchRandomShift padding must be >= 0; got {padding}")
+            raise ArgumentError(f"BatchRandomShift padding must be >= 0; got {padding}")
         self.padding, self.fill, self.mask_fill = padding, fill, mask_fill
 
     def __call__(self, batch: Batch) -> Batch:

@@ -28,13 +28,14 @@ import torch
 
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform, chance, uniform
+from cnnkit.errors import ArgumentError
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 def _check_rgb(image: torch.Tensor, what: str) -> None:
     if image.dim() < 3 or image.shape[-3] != 3:
-        raise ValueError(f"{what} needs an RGB image (3 x H x W); got shape {tuple(image.shape)}")
+        raise ArgumentError(f"{what} needs an RGB image (3 x H x W); got shape {tuple(image.shape)}")
 
 
 def to_grayscale(image: torch.Tensor) -> torch.Tensor:
@@ -101,7 +102,7 @@ def hsv_to_rgb(image: torch.Tensor) -> torch.Tensor:
 def adjust_hue(image: torch.Tensor, shift: float) -> torch.Tensor:
     """Rotate the hue by ``shift`` turns (in [-0.5, 0.5]); 0 returns the image unchanged."""
     if not -0.5 <= shift <= 0.5:
-        raise ValueError(f"hue shift must be in [-0.5, 0.5] turns; got {shift}")
+        raise ArgumentError(f"hue shift must be in [-0.5, 0.5] turns; got {shift}")
     if shift == 0:
         return image
     hsv = rgb_to_hsv(image)
@@ -114,12 +115,12 @@ def _factor_range(name: str, value: float | tuple[float, float], centre: float,
     """``v`` -> ``[centre - v, centre + v]`` clipped to ``bound``; a pair is taken as the range."""
     if isinstance(value, (int, float)):
         if value < 0:
-            raise ValueError(f"ColorJitter {name} must be >= 0 or a (low, high) pair; got {value}")
+            raise ArgumentError(f"ColorJitter {name} must be >= 0 or a (low, high) pair; got {value}")
         low, high = max(bound[0], centre - value), min(bound[1], centre + value)
     else:
         low, high = (float(v) for v in value)
     if not bound[0] <= low <= high <= bound[1]:
-        raise ValueError(f"ColorJitter {name} range must satisfy {bound[0]} <= low <= high <= "
+        raise ArgumentError(f"ColorJitter {name} range must satisfy {bound[0]} <= low <= high <= "
                          f"{bound[1]}; got ({low}, {high})")
     return float(low), float(high)
 
@@ -167,7 +168,7 @@ class Grayscale(Transform):
 
     def __init__(self, p: float = 1.0) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Grayscale p must be a probability in [0, 1]; got {p}")
+            raise ArgumentError(f"Grayscale p must be a probability in [0, 1]; got {p}")
         self.p = p
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
@@ -191,10 +192,10 @@ class PCAColor(Transform):
         self.eigvals = torch.as_tensor(eigvals, dtype=torch.float64)
         self.eigvecs = torch.as_tensor(eigvecs, dtype=torch.float64)
         if self.eigvals.shape != (3,) or self.eigvecs.shape != (3, 3):
-            raise ValueError(f"PCAColor needs 3 eigenvalues and 3 x 3 eigenvectors; got "
+            raise ArgumentError(f"PCAColor needs 3 eigenvalues and 3 x 3 eigenvectors; got "
                              f"{tuple(self.eigvals.shape)} and {tuple(self.eigvecs.shape)}")
         if sigma < 0:
-            raise ValueError(f"PCAColor sigma must be >= 0; got {sigma}")
+            raise ArgumentError(f"PCAColor sigma must be >= 0; got {sigma}")
         self.sigma = sigma
         self.clamp = clamp
 

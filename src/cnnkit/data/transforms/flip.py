@@ -21,6 +21,7 @@ import torch
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform, chance
 from cnnkit.data.transforms.geometric import log_transform
+from cnnkit.errors import ArgumentError
 
 
 def _remap_table(remap: dict[int, int] | None) -> dict[int, int]:
@@ -29,7 +30,7 @@ def _remap_table(remap: dict[int, int] | None) -> dict[int, int]:
     for a, b in (remap or {}).items():
         for src, dst in ((a, b), (b, a)):
             if table.get(src, dst) != dst:
-                raise ValueError(f"mask_remap maps class {src} to both {table[src]} and {dst}; "
+                raise ArgumentError(f"mask_remap maps class {src} to both {table[src]} and {dst}; "
                                  f"give each left/right class pair once")
             table[src] = dst
     return table
@@ -72,7 +73,7 @@ class HorizontalFlip(Transform):
 
     def __init__(self, p: float = 0.5, mask_remap: dict[int, int] | None = None) -> None:
         if not 0 <= p <= 1:
-            raise ValueError(f"HorizontalFlip p must be in [0, 1]; got {p}")
+            raise ArgumentError(f"HorizontalFlip p must be in [0, 1]; got {p}")
         self.p, self.mask_remap = p, mask_remap
         self._table = _remap_table(mask_remap)
 
@@ -88,7 +89,7 @@ class VerticalFlip(Transform):
     def __init__(self, p: float = 0.5, mask_remap: dict[int, int] | None = None,
                  swap_pairs: bool = True) -> None:
         if not 0 <= p <= 1:
-            raise ValueError(f"VerticalFlip p must be in [0, 1]; got {p}")
+            raise ArgumentError(f"VerticalFlip p must be in [0, 1]; got {p}")
         self.p, self.mask_remap, self.swap_pairs = p, mask_remap, swap_pairs
         self._table = _remap_table(mask_remap)
 

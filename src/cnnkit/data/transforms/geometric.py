@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, randint, uniform
+from cnnkit.errors import ArgumentError
 
 PointMap = Callable[[torch.Tensor], torch.Tensor]  # N x 2 (x, y) -> N x 2
 
@@ -41,7 +42,7 @@ def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int
     """``(height, width)`` from an int (square) or a pair; positive integers only."""
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and v > 0 for v in pair):
-        raise ValueError(f"{name} must be a positive int or (height, width); got {value!r}")
+        raise ArgumentError(f"{name} must be a positive int or (height, width); got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -175,7 +176,7 @@ class Pad(Transform):
     def __init__(self, padding: int | tuple[int, int, int, int], fill: float = 0.0) -> None:
         pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
         if len(pads) != 4 or not all(isinstance(p, int) and p >= 0 for p in pads):
-            raise ValueError(f"Pad padding must be an int >= 0 or (left, top, right, bottom); "
+            raise ArgumentError(f"Pad padding must be an int >= 0 or (left, top, right, bottom); "
                              f"got {padding!r}")
         self.padding, self.fill = pads, fill
 
@@ -207,7 +208,7 @@ class RandomCrop(Transform):
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
         (h, w), (ch, cw) = sample.size, self.size
         if (h < ch or w < cw) and not self.pad_if_needed:
-            raise ValueError(f"RandomCrop size {ch} x {cw} (H x W) is larger than the image "
+            raise ArgumentError(f"RandomCrop size {ch} x {cw} (H x W) is larger than the image "
                              f"{h} x {w}; resize first or pass pad_if_needed=True")
         top = randint(rng, 0, h - ch) if h >= ch else (h - ch) // 2
         left = randint(rng, 0, w - cw) if w >= cw else (w - cw) // 2
@@ -220,10 +221,10 @@ class RandomResizedCrop(Transform):
     def __init__(self, size: int | tuple[int, int], scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), attempts: int = 10) -> None:
         if not 0 < scale[0] <= scale[1] <= 1:
-            raise ValueError(f"RandomResizedCrop scale must satisfy 0 < low <= high <= 1; "
+            raise ArgumentError(f"RandomResizedCrop scale must satisfy 0 < low <= high <= 1; "
                              f"got {scale}")
         if not 0 < ratio[0] <= ratio[1]:
-            raise ValueError(f"RandomResizedCrop ratio must satisfy 0 < low <= high; got {ratio}")
+            raise ArgumentError(f"RandomResizedCrop ratio must satisfy 0 < low <= high; got {ratio}")
         self.size, self.scale, self.ratio = _pair(size, "RandomResizedCrop size"), scale, ratio
         self.attempts = attempts
 
@@ -258,7 +259,7 @@ class ResNetScale(Transform):
     def __init__(self, short_side: tuple[int, int] = (256, 480), crop: int = 224) -> None:
         low, high = short_side
         if not 0 < low <= high or crop > low:
-            raise ValueError(f"ResNetScale needs 0 < short_side[0] <= short_side[1] and "
+            raise ArgumentError(f"ResNetScale needs 0 < short_side[0] <= short_side[1] and "
                              f"crop <= short_side[0]; got short_side={short_side}, crop={crop}")
         self.short_side, self.crop = (low, high), crop
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform
+from cnnkit.errors import ArgumentError
 
 Tensorish = TypeVar("Tensorish", torch.Tensor, nn.Module)
 
@@ -35,7 +36,7 @@ def to_tensor(picture: Any) -> torch.Tensor:
     elif isinstance(picture, (np.ndarray, torch.Tensor)):
         array = picture
     else:
-        raise ValueError(f"to_tensor takes a PIL image, a numpy array or a tensor (H x W or "
+        raise ArgumentError(f"to_tensor takes a PIL image, a numpy array or a tensor (H x W or "
                          f"H x W x C); got {type(picture).__name__}")
     if isinstance(array, np.ndarray) and not (array.flags.writeable and array.flags.c_contiguous):
         array = np.array(array, order="C")
@@ -43,13 +44,13 @@ def to_tensor(picture: Any) -> torch.Tensor:
     if tensor.dim() == 2:
         tensor = tensor.unsqueeze(-1)
     if tensor.dim() != 3:
-        raise ValueError(f"to_tensor needs H x W or H x W x C; got shape {tuple(tensor.shape)}")
+        raise ArgumentError(f"to_tensor needs H x W or H x W x C; got shape {tuple(tensor.shape)}")
     if tensor.dtype == torch.uint8:
         tensor = tensor.to(torch.float32) / 255.0
     elif tensor.dtype == torch.bool:
         tensor = tensor.to(torch.float32)
     elif not tensor.is_floating_point():
-        raise ValueError(f"to_tensor handles uint8, bool and float pictures; got {tensor.dtype} "
+        raise ArgumentError(f"to_tensor handles uint8, bool and float pictures; got {tensor.dtype} "
                          f"(scale it to [0, 1] floats first)")
     return tensor.permute(2, 0, 1).contiguous()
 
@@ -69,17 +70,17 @@ def _channel_stats(mean: Sequence[float] | torch.Tensor, std: Sequence[float] | 
     mean_t = torch.as_tensor(mean, dtype=torch.float64).flatten()
     std_t = torch.as_tensor(std, dtype=torch.float64).flatten()
     if mean_t.numel() != std_t.numel() or mean_t.numel() == 0:
-        raise ValueError(f"Normalize needs one mean and one std per channel; got "
+        raise ArgumentError(f"Normalize needs one mean and one std per channel; got "
                          f"{mean_t.numel()} means and {std_t.numel()} stds")
     if bool((std_t <= 0).any()):
-        raise ValueError(f"Normalize std must be > 0 for every channel; got {std_t.tolist()}")
+        raise ArgumentError(f"Normalize std must be > 0 for every channel; got {std_t.tolist()}")
     return mean_t, std_t
 
 
 def _broadcast(stat: torch.Tensor, image: torch.Tensor, name: str) -> torch.Tensor:
     channels = image.shape[-3]
     if stat.numel() != channels:
-        raise ValueError(f"{name} has {stat.numel()} channel(s) but the image has {channels} "
+        raise ArgumentError(f"{name} has {stat.numel()} channel(s) but the image has {channels} "
                          f"(shape {tuple(image.shape)})")
     return stat.to(image.device, image.dtype)[:, None, None]
 
@@ -115,5 +116,5 @@ def to_channels_last(batch: Tensorish) -> Tensorish:
         return batch.to(memory_format=torch.channels_last)
     if not isinstance(batch, torch.Tensor) or batch.dim() != 4:
         shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
-        raise ValueError(f"to_channels_last needs an N x C x H x W batch or a module; got {shape}")
+        raise ArgumentError(f"to_channels_last needs an N x C x H x W batch or a module; got {shape}")
     return batch.contiguous(memory_format=torch.channels_last)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
 
@@ -73,17 +73,15 @@ class AlexNet(Classifier):
                  in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__()
         if config not in ALEXNET_CONFIGS:
-            raise ValueError(f"AlexNet config must be one of {list(ALEXNET_CONFIGS)}; "
+            raise ArgumentError(f"AlexNet config must be one of {list(ALEXNET_CONFIGS)}; "
                              f"got {config!r}")
         cfg = ALEXNET_CONFIGS[config]
         w = cfg.widths
         grouped_sizes = [n for i, g in enumerate(GROUPED) if g for n in (w[i - 1], w[i])]
         if groups < 1 or any(n % groups for n in grouped_sizes):
-            raise ValueError(f"AlexNet groups must divide the channels {w} of the grouped "
+            raise ArgumentError(f"AlexNet groups must divide the channels {w} of the grouped "
                              f"convolutions (e.g. 1 or 2); got groups={groups}")
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"num_classes and in_channels must be >= 1; "
-                             f"got {num_classes} and {in_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         self.min_input = cfg.min_input
         g = [groups if grouped else 1 for grouped in GROUPED]
 

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError
 from cnnkit.layers.dense import DenseBlock, Transition
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -149,7 +149,7 @@ def build_densenet(*, num_classes: int = 1000, in_channels: int = 3, growth_rate
     ]
     for arg, ok, valid in checks:
         if not ok:
-            raise ValueError(f"DenseNet option {arg} must be {valid}; got {locals()[arg]!r}")
+            raise ArgumentError(f"DenseNet option {arg} must be {valid}; got {locals()[arg]!r}")
     model = DenseNet(num_classes=num_classes, in_channels=in_channels, growth_rate=growth_rate,
                      block_config=block_config, num_init_features=num_init_features,
                      bn_size=bn_size, compression=compression, drop_rate=drop_rate,
@@ -161,7 +161,7 @@ def build_densenet_cifar(*, num_classes: int = 10, in_channels: int = 3, growth_
                          depth: int = 100, **options: Any) -> DenseNet:
     """DenseNet-BC for 32x32 images: depth L gives 3 blocks of (L - 4) / 6 layers, 2k stem width."""
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"DenseNet-BC depth L must satisfy (L - 4) % 6 == 0 and L >= 10 "
+        raise ArgumentError(f"DenseNet-BC depth L must satisfy (L - 4) % 6 == 0 and L >= 10 "
                          f"(e.g. 40, 100, 190, 250); got {depth}")
     options.setdefault("num_init_features", 2 * growth_rate)
     return build_densenet(num_classes=num_classes, in_channels=in_channels,

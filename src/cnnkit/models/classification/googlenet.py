@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.inception import ConvUnit, Inception, InceptionAux
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -181,15 +181,13 @@ def build_googlenet(*, num_classes: int = 1000, in_channels: int = 3, aux_logits
     convolutions and linear layers; without it (the paper's network, whose initialisation the
     paper does not give) Kaiming normal, so that 22 ReLU layers without normalisation still train.
     """
-    if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1; "
-                         f"got num_classes={num_classes}, in_channels={in_channels}")
+    require_positive(num_classes=num_classes, in_channels=in_channels)
     if last_pool_kernel not in (2, 3):
-        raise ValueError(f"last_pool_kernel must be 2 (torchvision) or 3 (the paper); "
+        raise ArgumentError(f"last_pool_kernel must be 2 (torchvision) or 3 (the paper); "
                          f"got {last_pool_kernel}")
     for arg, p in (("dropout", dropout), ("aux_dropout", aux_dropout)):
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"{arg} must be in [0, 1); got {p}")
+            raise ArgumentError(f"{arg} must be in [0, 1); got {p}")
     model = GoogLeNet(num_classes=num_classes, in_channels=in_channels, aux_logits=aux_logits,
                       batch_norm=batch_norm, branch3_kernel=branch3_kernel,
                       local_response_norm=local_response_norm, last_pool_kernel=last_pool_kernel,

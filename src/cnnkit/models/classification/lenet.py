@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
@@ -48,13 +48,11 @@ class LeNet5(Classifier):
                  in_channels: int = 1) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"LeNet-5 activation must be one of {list(ACTIVATIONS)}; "
+            raise ArgumentError(f"LeNet-5 activation must be one of {list(ACTIVATIONS)}; "
                              f"got {activation!r}")
         if pooling not in POOLS:
-            raise ValueError(f"LeNet-5 pooling must be one of {list(POOLS)}; got {pooling!r}")
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"num_classes and in_channels must be >= 1; "
-                             f"got {num_classes} and {in_channels}")
+            raise ArgumentError(f"LeNet-5 pooling must be one of {list(POOLS)}; got {pooling!r}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         act, pool = ACTIVATIONS[activation], POOLS[pooling]
         c1, c3, c5, f6 = LENET5_WIDTHS
         self.features = nn.Sequential(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.layers.separable import DepthwiseSeparableConv, conv_norm_act
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -45,9 +45,7 @@ class MobileNetV1(Classifier):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, alpha: float = 1.0,
                  min_channels: int = 8) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise CnnkitError(f"mobilenet_v1: num_classes and in_channels must be >= 1; "
-                              f"got {num_classes} and {in_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         if not 0 < alpha <= 4:
             raise CnnkitError(f"mobilenet_v1: alpha (width multiplier) must be in (0, 4], "
                               f"e.g. 0.25, 0.5, 0.75 or 1.0; got {alpha}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.layers.separable import InvertedResidual, conv_norm_act, make_divisible
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -42,9 +42,7 @@ class MobileNetV2(Classifier):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0,
                  round_nearest: int = 8, dropout: float = 0.2) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise CnnkitError(f"mobilenet_v2: num_classes and in_channels must be >= 1; "
-                              f"got {num_classes} and {in_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         if not 0 < width_mult <= 4:
             raise CnnkitError(f"mobilenet_v2: width_mult must be in (0, 4], e.g. 0.5, 0.75, 1.0 "
                               f"or 1.4; got {width_mult}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.layers.residual import BasicBlock, Bottleneck, projection_shortcut
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -124,23 +124,19 @@ def _check_options(block: str, depths: tuple[int, ...], groups: int, width_per_g
                    output_stride: int, stride_in_1x1: bool, num_classes: int,
                    in_channels: int) -> None:
     if block not in BLOCKS:
-        raise ValueError(f"ResNet block must be one of {list(BLOCKS)}; got {block!r}")
+        raise ArgumentError(f"ResNet block must be one of {list(BLOCKS)}; got {block!r}")
     if len(depths) != 4 or any(d < 1 for d in depths):
-        raise ValueError(f"ResNet depths must be 4 positive block counts (layer1..layer4); "
+        raise ArgumentError(f"ResNet depths must be 4 positive block counts (layer1..layer4); "
                          f"got {tuple(depths)}")
     if output_stride not in DILATED_STAGES:
-        raise ValueError(f"output_stride must be one of {sorted(DILATED_STAGES)}; "
+        raise ArgumentError(f"output_stride must be one of {sorted(DILATED_STAGES)}; "
                          f"got {output_stride}")
-    if groups < 1 or width_per_group < 1:
-        raise ValueError(f"groups and width_per_group must be >= 1; "
-                         f"got {groups} and {width_per_group}")
+    require_positive(groups=groups, width_per_group=width_per_group)
     if block == "basic" and (groups != 1 or width_per_group != 64 or stride_in_1x1):
-        raise ValueError("the basic block has no 1x1 or grouped convolution: groups=1, "
+        raise ArgumentError("the basic block has no 1x1 or grouped convolution: groups=1, "
                          "width_per_group=64 and stride_in_1x1=False are the only valid values; "
                          f"got {groups}, {width_per_group}, {stride_in_1x1}")
-    if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1; "
-                         f"got {num_classes} and {in_channels}")
+    require_positive(num_classes=num_classes, in_channels=in_channels)
 
 
 def resnet(block: str = "bottleneck", depths: tuple[int, ...] = (3, 4, 6, 3), *,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.residual import BasicBlock, WideBasicBlock, conv3x3, make_shortcut
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.classification.resnet import init_resnet
@@ -35,9 +35,7 @@ from cnnkit.models.registry import register
 
 
 def _check_common(num_classes: int, in_channels: int) -> None:
-    if num_classes < 1 or in_channels < 1:
-        raise ValueError(f"num_classes and in_channels must be >= 1; "
-                         f"got {num_classes} and {in_channels}")
+    require_positive(num_classes=num_classes, in_channels=in_channels)
 
 
 def _check_input(model: str, x: torch.Tensor) -> None:
@@ -53,7 +51,7 @@ class CifarResNet(Classifier):
                  in_channels: int = 3, zero_init_residual: bool = False) -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, "
+            raise ArgumentError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, "
                              f"110, 1202, ...); got {depth}")
         _check_common(num_classes, in_channels)
         blocks_per_stage = (depth - 2) // 6
@@ -92,10 +90,9 @@ class WideResNet(Classifier):
                  num_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"Wide ResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, "
+            raise ArgumentError(f"Wide ResNet depth must be 6n+4 with n >= 1 (10, 16, 22, 28, "
                              f"40, ...); got {depth}")
-        if widen_factor < 1:
-            raise ValueError(f"widen_factor must be >= 1; got {widen_factor}")
+        require_positive(widen_factor=widen_factor)
         _check_common(num_classes, in_channels)
         blocks_per_stage = (depth - 4) // 6
         self.conv1 = conv3x3(in_channels, 16)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.layers.separable import ChannelShuffle, channel_shuffle, conv_norm_act
 from cnnkit.models.base import Classifier, FeatureSpec
@@ -151,9 +151,7 @@ class ShuffleNet(Classifier):
 
 
 def _check(name: str, num_classes: int, in_channels: int) -> None:
-    if num_classes < 1 or in_channels < 1:
-        raise CnnkitError(f"{name}: num_classes and in_channels must be >= 1; "
-                          f"got {num_classes} and {in_channels}")
+    require_positive(num_classes=num_classes, in_channels=in_channels)
 
 
 def shufflenet_v1(num_classes: int = 1000, in_channels: int = 3, groups: int = 3,

@@ -18,6 +18,7 @@ from torch import nn
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER = ("after K. Simonyan, A. Zisserman, Very Deep Convolutional Networks for Large-Scale "
          "Image Recognition, ICLR 2015 (small-image variant)")
@@ -40,9 +41,7 @@ class SmallVGG(Classifier):
     def __init__(self, stages: tuple[tuple[int, ...], ...], *, num_classes: int, in_channels: int,
                  hidden: int, dropout: float) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"num_classes and in_channels must be >= 1; "
-                             f"got {num_classes} and {in_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         layers: list[nn.Module] = []
         self.feature_specs = []
         channels = in_channels
@@ -75,7 +74,7 @@ def small_vgg(*, config: str = "s", num_classes: int = 10, in_channels: int = 3,
               hidden: int = 256, dropout: float = 0.3) -> SmallVGG:
     """A VGG-style network for small images from the configuration table ``CONFIGS``."""
     if config not in CONFIGS:
-        raise ValueError(f"small VGG config must be one of {list(CONFIGS)}; got {config!r}")
+        raise ArgumentError(f"small VGG config must be one of {list(CONFIGS)}; got {config!r}")
     return SmallVGG(CONFIGS[config], num_classes=num_classes, in_channels=in_channels,
                     hidden=hidden, dropout=dropout)
 

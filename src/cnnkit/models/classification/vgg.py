@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import InputSizeError
+from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.classification.alexnet import paper_lrn
@@ -60,7 +60,7 @@ def _parse_layer(spec: str) -> tuple[int, int]:
     """'conv3-64' -> (kernel 3, channels 64)."""
     kind, _, channels = spec.partition("-")
     if not kind.startswith("conv") or not channels.isdigit():
-        raise ValueError(f"VGG layer spec must look like 'conv3-64' or be 'LRN'; got {spec!r}")
+        raise ArgumentError(f"VGG layer spec must look like 'conv3-64' or be 'LRN'; got {spec!r}")
     return int(kind[4:]), int(channels)
 
 
@@ -77,10 +77,8 @@ class VGG(Classifier):
                  in_channels: int = 3, dropout: float = 0.5) -> None:
         super().__init__()
         if config not in VGG_CONFIGS:
-            raise ValueError(f"VGG config must be one of {list(VGG_CONFIGS)}; got {config!r}")
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"num_classes and in_channels must be >= 1; "
-                             f"got {num_classes} and {in_channels}")
+            raise ArgumentError(f"VGG config must be one of {list(VGG_CONFIGS)}; got {config!r}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         layers: list[nn.Module] = []
         self.feature_specs, self.prepool_feature_specs = [], []
         stem_end = 0

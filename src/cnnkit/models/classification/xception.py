@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.errors import CnnkitError, InputSizeError
+from cnnkit.errors import CnnkitError, InputSizeError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
@@ -95,9 +95,7 @@ class Xception(Classifier):
     def __init__(self, num_classes: int = 1000, in_channels: int = 3,
                  dropout: float = 0.5) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise CnnkitError(f"xception: num_classes and in_channels must be >= 1; "
-                              f"got {num_classes} and {in_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         if not 0 <= dropout < 1:
             raise CnnkitError(f"xception: dropout must be in [0, 1); got {dropout}")
         self.conv1 = nn.Conv2d(in_channels, 32, 3, stride=2, bias=False)

@@ -1,2 +1,2 @@
 """keypoints networks; each family module registers its variants on import."""
-from cnnkit.models.keypoints import cpm, heatmap, localization, regression  # noqa: F401
+from cnnkit.models.keypoints import cpm, heatmap, regression  # noqa: F401

@@ -32,9 +32,8 @@ from torch import nn
 
 from cnnkit.layers.init import init_weights
 from cnnkit.models.dense import DenseModel, InputSizes
-from cnnkit.models.dense import check_counts
-from cnnkit.models.keypoints.regression import KEYPOINT_COUNT
 from cnnkit.models.registry import register
+from cnnkit.errors import require_positive
 
 CPM_PAPER = ("S.-E. Wei, V. Ramakrishna, T. Kanade, Y. Sheikh, Convolutional Pose Machines, "
              "CVPR 2016")
@@ -71,9 +70,8 @@ class ConvolutionalPoseMachine(DenseModel):
     def __init__(self, *, num_classes: int = LSP_KEYPOINTS, in_channels: int = 3,
                  stages: int = 6) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
-        if stages < 1:
-            raise ValueError(f"stages (T) must be >= 1; got {stages}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
+        require_positive(stages=stages)
         beliefs = num_classes + 1
         self.num_keypoints, self.num_classes, self.num_stages = num_classes, beliefs, stages
         self.input_sizes = InputSizes(8, 8)
@@ -106,7 +104,7 @@ def cpm(*, num_classes: int = LSP_KEYPOINTS, in_channels: int = 3,
                                     stages=stages)
 
 
-register("cpm", cpm, task="keypoints", paper=CPM_PAPER, year=2016, input_size=(3, 368, 368),
+register("cpm", cpm, task="keypoints-heatmap", paper=CPM_PAPER, year=2016, input_size=(3, 368, 368),
          num_params=31_142_426, num_classes=LSP_KEYPOINTS,
          notes=("6 stages, 14 LSP keypoints + background = 15 belief maps of 46x46 at 368x368; "
                 "forward returns N x 6 x 15 x 46 x 46 (all stages). No centre-map channel "

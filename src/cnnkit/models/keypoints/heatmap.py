@@ -33,10 +33,12 @@ import torch
 from torch import nn
 
 from cnnkit.models.dense import DenseModel, InputSizes
-from cnnkit.models.dense import check_counts
-from cnnkit.models.keypoints.regression import COCO_KEYPOINTS, KEYPOINT_COUNT, zoo_backbone
+from cnnkit.models.backbones import headless_backbone
+from cnnkit.models.features import pick_taps, read_taps
+from cnnkit.models.keypoints.regression import COCO_KEYPOINTS
 from cnnkit.models.registry import register
 from cnnkit.models.segmentation.unet import UNet
+from cnnkit.errors import ArgumentError, require_positive
 
 SIMPLE_BASELINES_PAPER = ("B. Xiao, H. Wu, Y. Wei, Simple Baselines for Human Pose Estimation "
                           "and Tracking, ECCV 2018")
@@ -77,12 +79,14 @@ class SimpleBaseline(DenseModel):
                  background: bool = False,
                  backbone_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
-        self.backbone = zoo_backbone(backbone, in_channels, backbone_options)
-        backbone_stride = self.backbone.strides[-1]
+        require_positive(num_classes=num_classes, in_channels=in_channels)
+        self.backbone = headless_backbone(backbone, in_channels=in_channels,
+                                          options=backbone_options)
+        self.taps = pick_taps(self.backbone, [-1])
+        backbone_stride = self.taps[-1].stride
         valid = [backbone_stride >> i for i in range(int(math.log2(backbone_stride)) + 1)]
         if output_stride not in valid:
-            raise ValueError(f"output_stride must be one of {sorted(valid)} for backbone "
+            raise ArgumentError(f"output_stride must be one of {sorted(valid)} for backbone "
                              f"{backbone!r} (stride {backbone_stride}); got {output_stride}")
         self.num_keypoints, self.background = num_classes, background
         self.num_classes = num_classes + int(background)
@@ -90,13 +94,13 @@ class SimpleBaseline(DenseModel):
         self.input_sizes = InputSizes(backbone_stride, backbone_stride)
         self.display_name = f"heatmap_{backbone}"
         count = int(math.log2(backbone_stride // output_stride))
-        self.deconv_layers = deconv_stack(self.backbone.channels[-1], deconv_channels, count)
-        head_in = deconv_channels if count else self.backbone.channels[-1]
+        self.deconv_layers = deconv_stack(self.taps[-1].channels, deconv_channels, count)
+        head_in = deconv_channels if count else self.taps[-1].channels
         self.final_layer = nn.Conv2d(head_in, self.num_classes, kernel_size=1)
         init_heatmap_head(self.deconv_layers, self.final_layer)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.final_layer(self.deconv_layers(self.backbone(x)[-1]))
+        return self.final_layer(self.deconv_layers(read_taps(self.backbone, self.taps, x)[-1]))
 
 
 def simple_baseline(backbone: str = "resnet50", *, num_classes: int = COCO_KEYPOINTS,
@@ -109,7 +113,7 @@ def simple_baseline(backbone: str = "resnet50", *, num_classes: int = COCO_KEYPO
                           background=background, backbone_options=backbone_options)
 
 
-register("heatmap_resnet50", simple_baseline, task="keypoints", paper=SIMPLE_BASELINES_PAPER,
+register("heatmap_resnet50", simple_baseline, task="keypoints-heatmap", paper=SIMPLE_BASELINES_PAPER,
          year=2018, input_size=(3, 256, 192), num_params=33_999_697, num_classes=COCO_KEYPOINTS,
          notes=("ResNet-50 (fc removed) + 3 x (deconv 4x4/2, 256, BN, ReLU) + 1x1 conv to 17 "
                 "COCO maps at stride 4 (num_classes = K); the paper reports 34.0M parameters "
@@ -127,9 +131,9 @@ class UNetHeatmap(DenseModel):
                  output_stride: int = 2, depth: int = 4, base_width: int = 16,
                  background: bool = False, batch_norm: bool = True) -> None:
         super().__init__()
-        check_counts(num_classes, in_channels, KEYPOINT_COUNT)
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         if output_stride not in (1, 2):
-            raise ValueError(f"output_stride must be 1 or 2 for a U-Net heatmap; got "
+            raise ArgumentError(f"output_stride must be 1 or 2 for a U-Net heatmap; got "
                              f"{output_stride}")
         self.num_keypoints, self.background = num_classes, background
         self.num_classes = num_classes + int(background)
@@ -156,7 +160,7 @@ def unet_heatmap(*, num_classes: int = DLC_KEYPOINTS, in_channels: int = 3,
                        background=background, batch_norm=batch_norm)
 
 
-register("heatmap_unet", unet_heatmap, task="keypoints", paper=UNET_PAPER, year=2015,
+register("heatmap_unet", unet_heatmap, task="keypoints-heatmap", paper=UNET_PAPER, year=2015,
          input_size=(3, 240, 320), num_params=1_933_652, num_classes=DLC_KEYPOINTS,
          notes=("small padded U-Net (depth 4, base width 16, batch norm) with 4 maps "
                 "(DeepLabCut open-field: snout, left ear, right ear, tail base) at stride 2; "

@@ -29,6 +29,7 @@ from torch import nn
 from cnnkit.layers.init import init_weights
 from cnnkit.models.registry import register
 from cnnkit.models.segmentation.segnet import MaxUnpoolingNet, mirror_decoder, vgg16_bn_features
+from cnnkit.errors import require_positive
 
 PAPER = ("H. Noh, S. Hong, B. Han, Learning Deconvolution Network for Semantic Segmentation, "
          "ICCV 2015")
@@ -44,9 +45,7 @@ def _deconv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
 def deconvnet(*, num_classes: int = 21, in_channels: int = 3,
               fc_width: int = FC_WIDTH) -> MaxUnpoolingNet:
     """DeconvNet; ``fc_width`` (4096 in the paper) sets the width of fc6/fc7."""
-    if num_classes < 1 or in_channels < 1 or fc_width < 1:
-        raise ValueError(f"num_classes, in_channels and fc_width must be >= 1; got "
-                         f"{num_classes}, {in_channels}, {fc_width}")
+    require_positive(num_classes=num_classes, in_channels=in_channels, fc_width=fc_width)
     features = vgg16_bn_features(in_channels)
     channels = [m for m in features if isinstance(m, nn.Conv2d)][-1].out_channels
     bridge = nn.Sequential()

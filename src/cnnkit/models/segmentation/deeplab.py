@@ -36,8 +36,10 @@ from cnnkit.models.dense import DenseModel, InputSizes
 from cnnkit.models.registry import register
 from cnnkit.models.segmentation.fcn import FCNHead
 from cnnkit.models.features import pick_taps, read_taps
-from cnnkit.models.segmentation.headless import (HeadOnBackbone, check_classes,
-                                                 headless_backbone, resize)
+from cnnkit.models.backbones import headless_backbone
+from cnnkit.models.segmentation.headless import (HeadOnBackbone,
+                                                 resize)
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER_V3 = ("L.-C. Chen, G. Papandreou, F. Schroff, H. Adam, Rethinking Atrous Convolution for "
             "Semantic Image Segmentation, arXiv 2017")
@@ -71,7 +73,7 @@ def deeplabv3(backbone: str = "resnet50", *, num_classes: int = 21, in_channels:
     """DeepLabv3 on a zoo ``backbone`` that takes ``output_stride`` (8 or 16; ASPP rates follow);
     ``aux_loss`` adds an FCN head on the previous stage. With a ResNet and output stride 8 this
     is torchvision's ``deeplabv3_resnet*``."""
-    check_classes(num_classes, in_channels)
+    require_positive(num_classes=num_classes, in_channels=in_channels)
     body = _dilated_backbone(backbone, in_channels, output_stride)
     specs = body.feature_specs
     head = DeepLabHead(specs[-1].channels, num_classes, aspp_rates(output_stride))
@@ -87,11 +89,11 @@ class DeepLabV3Plus(DenseModel):
     def __init__(self, backbone: str, *, num_classes: int, in_channels: int,
                  output_stride: int, low_level_channels: int = 48) -> None:
         super().__init__()
-        check_classes(num_classes, in_channels)
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         self.backbone = _dilated_backbone(backbone, in_channels, output_stride)
         stride4 = [i for i, s in enumerate(self.backbone.feature_specs) if s.stride == 4]
         if not stride4:
-            raise ValueError(f"DeepLabv3+ needs a backbone with a stride-4 feature map; "
+            raise ArgumentError(f"DeepLabv3+ needs a backbone with a stride-4 feature map; "
                              f"{backbone!r} has strides "
                              f"{[s.stride for s in self.backbone.feature_specs]}")
         self.taps = pick_taps(self.backbone, [stride4[-1], -1])

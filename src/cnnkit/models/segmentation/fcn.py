@@ -46,14 +46,14 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from cnnkit.errors import WeightsError
+from cnnkit.errors import ArgumentError, WeightsError, require_positive
 from cnnkit.layers.init import init_weights
 from cnnkit.layers.upsample import init_bilinear_
 from cnnkit.models.classification.vgg import VGG_CONFIGS, vgg
 from cnnkit.models.dense import DenseModel, InputSizes
 from cnnkit.models.registry import register
-from cnnkit.models.segmentation.headless import (HeadOnBackbone, check_classes,
-                                                 headless_backbone)
+from cnnkit.models.backbones import headless_backbone
+from cnnkit.models.segmentation.headless import HeadOnBackbone
 
 PAPER = ("J. Long, E. Shelhamer, T. Darrell, Fully Convolutional Networks for Semantic "
          "Segmentation, CVPR 2015")
@@ -85,14 +85,13 @@ class FCNVGG(DenseModel):
                  fc_channels: int, at_once: bool, learn_final_upsampling: bool) -> None:
         super().__init__()
         if stride not in STRIDES:
-            raise ValueError(f"FCN stride must be one of {sorted(STRIDES)} (FCN-32s/16s/8s); "
+            raise ArgumentError(f"FCN stride must be one of {sorted(STRIDES)} (FCN-32s/16s/8s); "
                              f"got {stride}")
         if config not in VGG_CONFIGS:
-            raise ValueError(f"FCN config must be a VGG configuration among {list(VGG_CONFIGS)}; "
+            raise ArgumentError(f"FCN config must be a VGG configuration among {list(VGG_CONFIGS)}; "
                              f"got {config!r}")
-        check_classes(num_classes, in_channels)
-        if fc_channels < 1:
-            raise ValueError(f"fc_channels must be >= 1; got {fc_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
+        require_positive(fc_channels=fc_channels)
         self.num_classes, self.stride = num_classes, stride
         self.display_name = f"FCN-{stride}s (VGG config {config})"
         self.input_sizes = InputSizes(minimum=1)
@@ -207,7 +206,7 @@ def fcn(backbone: str = "resnet50", *, num_classes: int = 21, in_channels: int =
     """FCN head on a zoo ``backbone`` (dilated to ``output_stride``; ``None`` leaves the backbone
     as it is, for families without that option), auxiliary head on the previous stage with
     ``aux_loss``. With a ResNet this is torchvision's ``fcn_resnet*``."""
-    check_classes(num_classes, in_channels)
+    require_positive(num_classes=num_classes, in_channels=in_channels)
     options = {} if output_stride is None else {"output_stride": output_stride}
     body = headless_backbone(backbone, in_channels=in_channels, **options)
     specs = body.feature_specs

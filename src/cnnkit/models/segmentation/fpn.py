@@ -27,7 +27,9 @@ from cnnkit.layers.init import init_weights
 from cnnkit.models.dense import DenseModel, InputSizes
 from cnnkit.models.registry import register
 from cnnkit.models.features import pick_taps, read_taps
-from cnnkit.models.segmentation.headless import check_classes, headless_backbone, resize
+from cnnkit.models.backbones import headless_backbone
+from cnnkit.models.segmentation.headless import resize
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER = ("T.-Y. Lin, P. Dollar, R. Girshick, K. He, B. Hariharan, S. Belongie, Feature Pyramid "
          "Networks for Object Detection, CVPR 2017; A. Kirillov, R. Girshick, K. He, P. Dollar, "
@@ -57,14 +59,12 @@ class FPNSegmenter(DenseModel):
     def __init__(self, backbone: str, *, num_classes: int, in_channels: int,
                  pyramid_channels: int, head_channels: int) -> None:
         super().__init__()
-        check_classes(num_classes, in_channels)
-        if pyramid_channels < 1 or head_channels < 1:
-            raise ValueError(f"pyramid_channels and head_channels must be >= 1; "
-                             f"got {pyramid_channels} and {head_channels}")
+        require_positive(num_classes=num_classes, in_channels=in_channels)
+        require_positive(pyramid_channels=pyramid_channels, head_channels=head_channels)
         self.backbone = headless_backbone(backbone, in_channels=in_channels)
         strides = [s.stride for s in self.backbone.feature_specs]
         if strides[-LEVELS:] != [4, 8, 16, 32]:
-            raise ValueError(f"the FPN needs a backbone whose last {LEVELS} feature maps have "
+            raise ArgumentError(f"the FPN needs a backbone whose last {LEVELS} feature maps have "
                              f"strides 4, 8, 16, 32; {backbone!r} has {strides}")
         self.taps = pick_taps(self.backbone, range(-LEVELS, 0))
         self.lateral = nn.ModuleList(nn.Conv2d(s.channels, pyramid_channels, 1)

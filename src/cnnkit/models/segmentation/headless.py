@@ -1,12 +1,5 @@
-"""Zoo classifiers as segmentation backbones: the network without its head, plus the feature maps
-("taps") it computes on the way, and the backbone + head skeleton of FCN and DeepLabv3.
-
-torchvision's segmentation models keep a ResNet's modules up to ``layer4`` and drop the global
-pool and ``fc``, so their checkpoints have keys ``backbone.conv1.weight``, ...,
-``backbone.layer4.2.conv3.weight`` and none for the classifier. :func:`headless_backbone` does
-the same for any cnnkit classifier (see :func:`~cnnkit.models.features.drop_head`), so a model
-storing it as ``backbone`` gets those keys, and the unused head is neither counted nor left
-without gradients.
+"""The backbone + head skeleton of FCN and DeepLabv3 (torchvision's layout), on a headless zoo
+classifier (:func:`~cnnkit.models.backbones.headless_backbone`), and bilinear resizing of logits.
 """
 
 from __future__ import annotations
@@ -19,9 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.models.base import Classifier
-from cnnkit.models.features import drop_head, pick_taps, read_taps
-from cnnkit.models.dense import DenseModel, InputSizes, check_counts
-from cnnkit.models.registry import create
+from cnnkit.models.features import pick_taps, read_taps
+from cnnkit.models.dense import DenseModel, InputSizes
 
 class SegmentationOutputs(NamedTuple):
     """Training-mode output of a network built with an auxiliary head (like GoogLeNet's outputs):
@@ -29,20 +21,6 @@ class SegmentationOutputs(NamedTuple):
 
     out: torch.Tensor
     aux: torch.Tensor
-
-
-def headless_backbone(name: str, *, in_channels: int = 3, **options) -> Classifier:
-    """Zoo model ``name`` (built by ``create(name, in_channels=..., **options)``, e.g.
-    ``output_stride=8``) without the modules after its deepest feature map (:func:`drop_head`).
-
-    The result keeps its ``feature_specs`` and ``forward_features``; read its maps with
-    :func:`~cnnkit.models.features.pick_taps` and :func:`~cnnkit.models.features.read_taps`.
-    """
-    model = create(name, in_channels=in_channels, **options)
-    if not isinstance(model, Classifier) or not getattr(model, "feature_specs", None):
-        raise ValueError(f"backbone {name!r} does not declare feature maps (feature_specs); "
-                         "choose a classification model such as 'resnet50' or 'vgg16'")
-    return drop_head(model)
 
 
 def resize(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -81,6 +59,4 @@ class HeadOnBackbone(DenseModel):
             return out
         return SegmentationOutputs(out, resize(self.aux_classifier(maps[0]), x.shape[-2:]))
 
-
-check_classes = check_counts  # segmentation builders say num_classes
 

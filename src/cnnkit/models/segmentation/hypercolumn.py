@@ -25,7 +25,9 @@ from cnnkit.layers.init import init_weights
 from cnnkit.models.dense import DenseModel, InputSizes
 from cnnkit.models.registry import register
 from cnnkit.models.features import pick_taps, read_taps
-from cnnkit.models.segmentation.headless import check_classes, headless_backbone, resize
+from cnnkit.models.backbones import headless_backbone
+from cnnkit.models.segmentation.headless import resize
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER = ("B. Hariharan, P. Arbelaez, R. Girshick, J. Malik, Hypercolumns for Object Segmentation "
          "and Fine-grained Localization, CVPR 2015")
@@ -37,9 +39,9 @@ class Hypercolumn(DenseModel):
     def __init__(self, backbone: str, *, num_classes: int, in_channels: int,
                  feature_indices: Sequence[int], hidden_channels: int) -> None:
         super().__init__()
-        check_classes(num_classes, in_channels)
+        require_positive(num_classes=num_classes, in_channels=in_channels)
         if not feature_indices or hidden_channels < 0:
-            raise ValueError(f"hypercolumns need at least one feature index and "
+            raise ArgumentError(f"hypercolumns need at least one feature index and "
                              f"hidden_channels >= 0; got {tuple(feature_indices)} and "
                              f"{hidden_channels}")
         self.backbone = headless_backbone(backbone, in_channels=in_channels)

@@ -34,6 +34,7 @@ from cnnkit.layers.init import init_weights
 from cnnkit.layers.unpool import MaxUnpool
 from cnnkit.models.dense import DenseModel, InputSizes
 from cnnkit.models.registry import create, register
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER = ("V. Badrinarayanan, A. Kendall, R. Cipolla, SegNet: A Deep Convolutional Encoder-Decoder "
          "Architecture for Image Segmentation, TPAMI 2017")
@@ -63,7 +64,7 @@ def encoder_stages(features: nn.Sequential) -> list[list[nn.Conv2d]]:
         elif isinstance(layer, nn.MaxPool2d):
             stages.append([])
     if stages[-1]:
-        raise ValueError("the encoder must end with a max pool (each stage is undone by an unpool)")
+        raise ArgumentError("the encoder must end with a max pool (each stage is undone by an unpool)")
     return stages[:-1]
 
 
@@ -158,15 +159,13 @@ def segnet(encoder: str = "vgg16_bn", *, num_classes: int = 11, in_channels: int
            width: int = 64) -> MaxUnpoolingNet:
     """SegNet (``encoder="vgg16_bn"``) or SegNet-Basic (``encoder="basic"``, ``width`` channels)."""
     if encoder not in SEGNET_CONFIGS:
-        raise ValueError(f"SegNet encoder must be one of {list(SEGNET_CONFIGS)}; got {encoder!r}")
-    if num_classes < 1 or in_channels < 1 or width < 1:
-        raise ValueError(f"num_classes, in_channels and width must be >= 1; got {num_classes}, "
-                         f"{in_channels}, {width}")
+        raise ArgumentError(f"SegNet encoder must be one of {list(SEGNET_CONFIGS)}; got {encoder!r}")
+    require_positive(num_classes=num_classes, in_channels=in_channels, width=width)
     config = SEGNET_CONFIGS[encoder]
     k = config["kernel_size"]
     if encoder == "vgg16_bn":
         if width != 64:
-            raise ValueError(f"width applies to SegNet-Basic (encoder='basic'); the VGG16 encoder "
+            raise ArgumentError(f"width applies to SegNet-Basic (encoder='basic'); the VGG16 encoder "
                              f"has fixed widths; got width={width}")
         features = vgg16_bn_features(in_channels)
     else:

@@ -32,9 +32,10 @@ from torch import nn
 
 from cnnkit.layers.upsample import UpsampleConv
 from cnnkit.models.dense import DenseModel, InputSizes
+from cnnkit.models.backbones import headless_backbone
 from cnnkit.models.registry import register
 from cnnkit.models.features import pick_taps, read_taps
-from cnnkit.models.segmentation.headless import headless_backbone
+from cnnkit.errors import ArgumentError, require_positive
 
 PAPER = ("O. Ronneberger, P. Fischer, T. Brox, U-Net: Convolutional Networks for Biomedical "
          "Image Segmentation, MICCAI 2015")
@@ -83,7 +84,7 @@ class UpBlock(nn.Module):
         elif upsampling == "bilinear":
             self.up = UpsampleConv(in_channels, up_channels, factor, mode="bilinear")
         else:
-            raise ValueError(f"upsampling must be 'transpose' or 'bilinear'; got {upsampling!r}")
+            raise ArgumentError(f"upsampling must be 'transpose' or 'bilinear'; got {upsampling!r}")
         self.conv = DoubleConv(up_channels + skip_channels, out_channels, padding=padding,
                                batch_norm=batch_norm)
 
@@ -128,10 +129,8 @@ class UNet(DenseModel):
                  upsampling: Upsampling = "transpose", padding: Padding = "valid") -> None:
         super().__init__()
         if padding not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' (the paper) or 'same'; got {padding!r}")
-        if depth < 1 or base_width < 1 or num_classes < 1 or in_channels < 1:
-            raise ValueError(f"U-Net needs depth, base_width, num_classes, in_channels >= 1; got "
-                             f"{depth}, {base_width}, {num_classes}, {in_channels}")
+            raise ArgumentError(f"padding must be 'valid' (the paper) or 'same'; got {padding!r}")
+        require_positive(depth=depth, base_width=base_width, num_classes=num_classes, in_channels=in_channels)
         widths = [base_width * 2 ** i for i in range(depth + 1)]
         options = {"padding": padding, "batch_norm": batch_norm}
         self.encoder = nn.ModuleList(DoubleConv(c_in, c_out, **options) for c_in, c_out
@@ -154,7 +153,7 @@ class UNet(DenseModel):
     def output_size(self, size: int) -> int:
         """Height (or width) of the output for an input of ``size`` (valid sizes only)."""
         if not self.input_sizes.valid(size):
-            raise ValueError(f"{self.display_name} does not take size {size}; valid: "
+            raise ArgumentError(f"{self.display_name} does not take size {size}; valid: "
                              f"{self.input_sizes.describe()}")
         return size - self._shrink
 
@@ -186,11 +185,11 @@ class EncoderUNet(DenseModel):
         blocks = len(factors) + (strides[0] > 1)
         if decoder_channels is None:
             if blocks > len(DEFAULT_DECODER_CHANNELS):
-                raise ValueError(f"encoder {encoder!r} has {len(strides)} feature maps; give "
+                raise ArgumentError(f"encoder {encoder!r} has {len(strides)} feature maps; give "
                                  f"decoder_channels ({blocks} widths)")
             decoder_channels = DEFAULT_DECODER_CHANNELS[:blocks]
         if len(decoder_channels) != blocks:
-            raise ValueError(f"decoder_channels needs {blocks} widths for encoder {encoder!r} "
+            raise ArgumentError(f"decoder_channels needs {blocks} widths for encoder {encoder!r} "
                              f"(strides {strides}); got {list(decoder_channels)}")
         options = {"upsampling": upsampling, "padding": "same", "batch_norm": batch_norm}
         skip_channels = [*reversed(channels[:-1]), 0][:blocks]
@@ -225,12 +224,12 @@ def unet(*, num_classes: int = 2, in_channels: int = 1, depth: int = 4, base_wid
     ``depth``, ``base_width`` do not apply and ``padding`` must be "same")."""
     if encoder is None:
         if decoder_channels is not None:
-            raise ValueError("decoder_channels applies to encoder U-Nets; use base_width/depth")
+            raise ArgumentError("decoder_channels applies to encoder U-Nets; use base_width/depth")
         return UNet(num_classes=num_classes, in_channels=in_channels, depth=depth,
                     base_width=base_width, batch_norm=batch_norm, upsampling=upsampling,
                     padding=padding)
     if padding != "same":
-        raise ValueError(f"a U-Net on encoder {encoder!r} uses padded convolutions: pass "
+        raise ArgumentError(f"a U-Net on encoder {encoder!r} uses padded convolutions: pass "
                          f"padding='same'; got {padding!r}")
     return EncoderUNet(encoder, num_classes=num_classes, in_channels=in_channels,
                        decoder_channels=decoder_channels, upsampling=upsampling,

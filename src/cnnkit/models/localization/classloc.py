@@ -8,7 +8,7 @@ the backbone and train the box head only (``param_groups()`` has "stem", "stages
 
 Boxes are ``(cx, cy, w, h)`` **normalised by the image size**: centre and size in units of the
 image width (x, w) and height (y, h), the image spanning [0, 1] (borders at 0 and 1, so pixel
-``x`` is at ``(x + 0.5) / W``); :func:`boxes_to_corners` converts them to ``(x1, y1, x2, y2)``.
+``x`` is at ``(x + 0.5) / W``); :func:`cnnkit.geometry.cxcywh_to_xyxy` converts them to ``(x1, y1, x2, y2)``.
 The head is linear (no sigmoid). ``class_specific_boxes=True`` predicts one box per class
 (N x C x 4, "per-class regression") instead of one class-agnostic box (N x 4).
 
@@ -25,9 +25,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from cnnkit.models.backbones import headless_backbone
 from cnnkit.models.base import Classifier, FeatureSpec, new_head_like
-from cnnkit.models.keypoints.regression import zoo_backbone
+from cnnkit.models.features import pick_taps, read_taps
 from cnnkit.models.registry import register
+from cnnkit.errors import require_positive
 
 OVERFEAT_PAPER = ("P. Sermanet, D. Eigen, X. Zhang, M. Mathieu, R. Fergus, Y. LeCun, OverFeat: "
                   "Integrated Recognition, Localization and Detection using Convolutional "
@@ -41,12 +43,6 @@ class ClassesAndBoxes(NamedTuple):
     boxes: torch.Tensor
 
 
-def boxes_to_corners(boxes: torch.Tensor) -> torch.Tensor:
-    """``(cx, cy, w, h)`` -> ``(x1, y1, x2, y2)`` along the last dimension."""
-    centre, size = boxes[..., :2], boxes[..., 2:]
-    return torch.cat([centre - size / 2, centre + size / 2], dim=-1)
-
-
 class ClassifierLocalizer(Classifier):
     """Zoo backbone + ``class_head`` (linear C) + ``box_head`` (linear 4 or 4C).
 
@@ -58,15 +54,15 @@ class ClassifierLocalizer(Classifier):
                  in_channels: int = 3, class_specific_boxes: bool = False,
                  backbone_options: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"num_classes and in_channels must be >= 1; "
-                             f"got {num_classes} and {in_channels}")
-        self.backbone = zoo_backbone(backbone, in_channels, backbone_options)
-        inner = self.backbone.model
-        self.feature_specs = [FeatureSpec(f"backbone.model.{s.module}" if s.module else "",
+        require_positive(num_classes=num_classes, in_channels=in_channels)
+        self.backbone = headless_backbone(backbone, in_channels=in_channels,
+                                          options=backbone_options)
+        inner = self.backbone
+        self.taps = pick_taps(inner, [-1])
+        self.feature_specs = [FeatureSpec(f"backbone.{s.module}" if s.module else "",
                                           s.stride, s.channels) for s in inner.feature_specs]
         self.class_specific_boxes = class_specific_boxes
-        channels = self.backbone.channels[-1]
+        channels = self.taps[-1].channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.class_head = nn.Linear(channels, num_classes)
         self.box_head = nn.Linear(channels, 4 * num_classes if class_specific_boxes else 4)
@@ -75,12 +71,12 @@ class ClassifierLocalizer(Classifier):
             nn.init.zeros_(head.bias)
         self.classifier_names = ("class_head",)
         self.group_prefixes = {
-            "stem": tuple(f"backbone.model.{p}" for p in inner.group_prefixes["stem"]),
-            "stages": tuple(f"backbone.model.{p}" for p in inner.group_prefixes["stages"]),
+            "stem": tuple(f"backbone.{p}" for p in inner.group_prefixes["stem"]),
+            "stages": tuple(f"backbone.{p}" for p in inner.group_prefixes["stages"]),
             "head": ("class_head", "box_head")}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)[-1]
+        return read_taps(self.backbone, self.taps, x)[-1]
 
     def forward_head(self, x: torch.Tensor) -> ClassesAndBoxes:
         pooled = torch.flatten(self.pool(x), 1)
