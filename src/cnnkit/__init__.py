@@ -1,6 +1,7 @@
 """cnnkit: analyse, build, train and evaluate convolutional networks.
 
-``import cnnkit`` stays light; the analyzer is loaded on first use of ``cnnkit.analyze``.
+``import cnnkit`` stays light; the analyzer is loaded on first use of ``cnnkit.analyze``, the
+run layer on first use of ``cnnkit.load_run`` (a trained run, ready to predict).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ _LAZY = {
     "empirical_receptive_field": "cnnkit.analysis",
     "arith": "cnnkit.arith",
     "models": "cnnkit.models",
+    "load_run": "cnnkit.runs",
 }
 
 

@@ -67,7 +67,7 @@ def _flatten(output: object) -> list[torch.Tensor]:
 def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *,
                 batch_size: int = 1, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
                 check: bool = True, rtol: float = 1e-3, atol: float = 1e-4,
-                seed: int = 0) -> ExportResult:
+                seed: int = 0, metadata: dict[str, str] | None = None) -> ExportResult:
     """Write ``model`` as ONNX to ``path`` for inputs ``batch_size x input_size`` (C, H, W).
 
     The input is named "input"; outputs "output" (or "output_0", "output_1", ... for a model
@@ -75,6 +75,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *
     ``onnx.checker`` and run with ONNX Runtime (CPU) on random inputs of ``batch_size`` (and
     ``batch_size + 1`` when ``dynamic_batch``); an output differing from PyTorch anywhere by
     more than ``atol + rtol * max|expected|`` (its largest magnitude) raises :class:`ExportError`.
+    ``metadata`` (string keys and values) goes into the file's ``metadata_props``, where ONNX
+    Runtime shows it as ``session.get_modelmeta().custom_metadata_map``.
     """
     _require_onnx()
     if len(input_size) != 3 or any(int(s) < 1 for s in input_size):
@@ -99,6 +101,8 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *
             torch.onnx.export(model, (example,), str(path), input_names=["input"],
                               output_names=names, dynamic_axes=axes, opset_version=opset,
                               dynamo=False)
+        if metadata:
+            _add_metadata(path, metadata)
         result = ExportResult(path, "input", names, opset)
         if check:
             sizes = [batch_size, batch_size + 1] if dynamic_batch else [batch_size]
@@ -115,6 +119,25 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *
                           f"{type(err).__name__}: {err}") from err
     finally:
         model.train(was_training)
+
+
+def _add_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = str(key), str(value)
+    onnx.save(model, str(path))
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file, as ONNX Runtime reads them."""
+    _require_onnx()
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(session.get_modelmeta().custom_metadata_map)
 
 
 def _output_names(count: int) -> list[str]:

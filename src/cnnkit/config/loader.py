@@ -18,8 +18,10 @@ from typing import Any
 
 import yaml
 
-from cnnkit.config.schema import DATA_KINDS, TASK_KINDS, RunConfig
+from cnnkit.config.schema import RunConfig
+from cnnkit.data.datasets.catalog import DATASET_KINDS
 from cnnkit.errors import CnnkitError
+from cnnkit.kinds import TASK_KINDS
 
 
 class ConfigError(CnnkitError):
@@ -102,8 +104,8 @@ def _build(cls: type, values: dict, prefix: str, source: str) -> Any:
 
 
 def _check_choices(config: RunConfig, source: str) -> None:
-    if config.data.kind not in DATA_KINDS:
-        raise ConfigError(f"{source}: data.kind must be one of {', '.join(DATA_KINDS)}; "
+    if config.data.kind not in DATASET_KINDS:
+        raise ConfigError(f"{source}: data.kind must be one of {', '.join(DATASET_KINDS)}; "
                           f"got {config.data.kind!r}")
     if config.task.kind not in TASK_KINDS:
         raise ConfigError(f"{source}: task.kind must be one of {', '.join(TASK_KINDS)}; "

@@ -1,9 +1,11 @@
 """The sections of a run configuration, as typed dataclasses.
 
 A YAML file sets any subset of these fields (the rest keep their defaults); see
-:func:`cnnkit.config.load_config`. Transform lists hold entries written as a name
+:func:`cnnkit.config.load_config`. ``data.kind`` names an entry of the dataset catalog
+(:data:`cnnkit.data.datasets.catalog.CATALOG`), ``task.kind`` a task kind
+(:data:`cnnkit.kinds.TASK_KINDS`). Transform lists hold entries written as a name
 (``HorizontalFlip``) or a one-key mapping of a name to its keyword arguments
-(``{Resize: {size: [180, 240]}}``); :func:`cnnkit.config.build_transforms` builds them.
+(``{Resize: {size: [180, 240]}}``); :func:`cnnkit.runs.data.build_transforms` builds them.
 """
 
 from __future__ import annotations
@@ -11,10 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DATA_KINDS = ("idx", "folders", "segmentation", "camvid", "membrane", "dlc", "coco-keypoints",
-              "synthetic")
-TASK_KINDS = ("classification", "segmentation", "localization", "keypoints-heatmap",
-              "keypoints-regression")  # as cnnkit.tasks.build_task names them
 
 
 @dataclass
@@ -131,14 +129,3 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        from cnnkit.config.loader import config_to_dict
-
-        return config_to_dict(self)
-
-    def save(self, path: str) -> None:
-        """Write the resolved configuration as YAML (e.g. ``run_dir/config.yaml``)."""
-        from cnnkit.config.loader import save_config
-
-        save_config(self, path)

@@ -103,7 +103,8 @@ class HeatmapTarget(Transform):
     """Render targets into ``meta["heatmaps"]`` (maps) and ``meta["heatmap_weights"]``.
 
     Place it last in a pipeline, after every geometric transform, so the maps match the final
-    image. See :func:`keypoint_heatmaps` for the arguments.
+    image. A sample without keypoints (an image to predict on) passes unchanged. See
+    :func:`keypoint_heatmaps` for the arguments.
     """
 
     def __init__(self, stride: int = 4, sigma: float = 2.0, background: bool = False,
@@ -118,8 +119,8 @@ class HeatmapTarget(Transform):
         self.background, self.normalize = background, normalize
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
-        if sample.keypoints is None:
-            raise ArgumentError(f"HeatmapTarget: {sample.meta.get('path', 'sample')} has no keypoints")
+        if sample.keypoints is None:  # an image to predict on: no target to render
+            return sample
         maps, weights = keypoint_heatmaps(sample.keypoints, sample.visible, sample.size,
                                           self.stride, self.sigma, self.background, self.normalize)
         return sample.replace(meta={**sample.meta, "heatmaps": maps, "heatmap_weights": weights})

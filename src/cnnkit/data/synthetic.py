@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from cnnkit.data.datasets.labels import ClassList, LabelSpace
 from cnnkit.data.datasets.transformed import sample_seed
 from cnnkit.data.sample import Sample
 from cnnkit.geometry import Skeleton
@@ -66,6 +67,12 @@ class SyntheticShapes(Dataset):
         self.num_samples, self.seed, self.max_shapes = num_samples, seed, max_shapes
 
     num_classes = len(classes)  # mask classes, background included
+
+    @property
+    def label_space(self) -> LabelSpace:
+        """Labels are the main shape's kind; mask values 0 (background) then 1 + kind."""
+        return LabelSpace(label=ClassList(SHAPES), mask=ClassList(self.classes),
+                          skeleton=SKELETON)
 
     def __len__(self) -> int:
         return self.num_samples

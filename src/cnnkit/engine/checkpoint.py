@@ -59,7 +59,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
-    """Copy a checkpoint file atomically (``last.pt`` -> ``best.pt``)."""
+    """Copy a checkpoint file atomically (the latest to the best)."""
     return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
 
 

@@ -1,16 +1,19 @@
 """The training loop: mixed precision, checkpoints with exact resume, logs, early stopping.
 
 ``Trainer(model, task, train_loader, val_loader, optimizer=..., scheduler=..., epochs=...,
-run_dir=...).fit()`` trains and returns the history (one dict per epoch). Per step it runs the
+files=RunFolder(...)).fit()`` trains and returns the history (one dict per epoch). ``files``
+says where the checkpoints and logs go (``last``, ``best``, ``metrics``, ``tensorboard``; a
+:class:`cnnkit.runs.RunFolder` is one), so that the run folder's layout has one owner. Per step it runs the
 forward pass under autocast, the task's loss, backward (through a GradScaler for float16),
 optional gradient-norm clipping, the optimizer and the schedule's iteration step. It never waits
 for the device inside a step: losses are kept on the device and read every ``log_every`` steps
 (then the progress line, ``metrics.csv`` and TensorBoard are written, and a non-finite loss
 stops the run naming its step). After each epoch (every ``eval_every``) it validates over the
-whole validation set, steps the schedule with the primary metric, writes ``last.pt`` and, when
-the primary metric improved, ``best.pt`` (see :mod:`cnnkit.engine.checkpoint`).
+whole validation set, steps the schedule with the primary metric, writes ``files.last`` and,
+when the primary metric improved, copies it to ``files.best`` (see
+:mod:`cnnkit.engine.checkpoint`).
 
-``resume="run/last.pt"`` continues as if the run had never stopped, also from the middle of an
+``resume=files.last`` continues as if the run had never stopped, also from the middle of an
 epoch (``checkpoint_every`` steps, or ``max_steps``): same weights, optimizer, schedule, RNG
 streams and data order, provided the loader's order comes from a generator (shuffle with
 ``generator=``, or :func:`cnnkit.engine.distributed.make_loader`) and augmentations are seeded
@@ -22,12 +25,12 @@ and sets ``CUBLAS_WORKSPACE_CONFIG`` if unset; on GPUs set that variable before 
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 import torch
 from torch import nn
@@ -46,8 +49,21 @@ from cnnkit.engine.schedules import ConstantLR, Schedule
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks.base import Task
 
+log = logging.getLogger("cnnkit.train")
+
+
 class NonFiniteLossError(CnnkitError):
     """The training loss became NaN or infinite; the message names the step and epoch."""
+
+
+class TrainingFiles(Protocol):
+    """Where a trainer writes: checkpoints ``last`` and ``best``, ``metrics`` (CSV) and the
+    ``tensorboard`` folder (:class:`cnnkit.runs.RunFolder` has them all)."""
+
+    last: Path
+    best: Path
+    metrics: Path
+    tensorboard: Path
 
 
 class Trainer:
@@ -57,13 +73,13 @@ class Trainer:
 
     def __init__(self, model: nn.Module, task: Task, train_loader: Any, val_loader: Any = None, *,
                  optimizer: torch.optim.Optimizer | None = None, scheduler: Schedule | None = None,
-                 epochs: int = 1, run_dir: str | Path = "runs/run", device: str | torch.device = "auto",
+                 epochs: int = 1, files: TrainingFiles, device: str | torch.device = "auto",
                  amp: str = "off", channels_last: bool = False, grad_clip: float | None = None,
                  early_stopping: int | None = None, seed: int = 0, deterministic: bool = False,
                  log_every: int = 50, eval_every: int = 1, checkpoint_every: int | None = None,
                  max_steps: int | None = None, resume: str | Path | None = None, quiet: bool = False,
                  tensorboard: bool = True, progress_stream: TextIO | None = None,
-                 config: dict[str, Any] | None = None,
+                 config: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
                  batch_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         if epochs < 1 or log_every < 1 or eval_every < 1:
             raise CnnkitError(f"epochs, log_every and eval_every must be >= 1; got {epochs}, "
@@ -77,7 +93,8 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = not deterministic and self.device.type == "cuda"
         self.task, self.train_loader, self.val_loader = task, train_loader, val_loader
-        self.epochs, self.run_dir = epochs, Path(run_dir)
+        self.epochs, self.files = epochs, files
+        self.spec = ckpt.plain_config(spec) if spec is not None else None
         self.channels_last, self.grad_clip = channels_last, grad_clip
         self.batch_transform = batch_transform
         self.early_stopping, self.log_every, self.eval_every = early_stopping, log_every, eval_every
@@ -110,12 +127,13 @@ class Trainer:
             "task": getattr(task, "name", type(task).__name__), "model": type(model).__name__,
             "optimizer": type(self.optimizer).__name__, "schedule": type(self.scheduler).__name__,
             **(config or {})})
-        self.logger = RunLogger(self.run_dir, enabled=self.info.is_main, tensorboard=tensorboard)
+        self.logger = RunLogger(files.metrics, files.tensorboard if tensorboard else None,
+                                enabled=self.info.is_main)
         self.progress = Progress(epochs * self.steps_per_epoch, stream=progress_stream,
                                  quiet=quiet or not self.info.is_main)
         if not order_is_seeded(train_loader):
-            warnings.warn("the training loader shuffles from the global RNG (no generator=): "
-                          "a resumed run will see another data order", stacklevel=2)
+            log.warning("the training loader shuffles from the global RNG (no generator=): "
+                        "a resumed run will see another data order")
         if resume is not None:
             self.load(resume)
 
@@ -138,12 +156,13 @@ class Trainer:
                 "best": self.best, "best_epoch": self.best_epoch,
                 "evals_without_improvement": self.evals_without_improvement,
                 "epoch_loss": list(self._epoch_loss), "history": self.history, "rng": rng,
-                "loader_generators": generators, "config": self.config}
+                "loader_generators": generators, "config": self.config,
+                **({"spec": self.spec} if self.spec is not None else {})}
 
-    def save(self, name: str = "last.pt") -> Path:
-        """Write the checkpoint ``run_dir/name`` atomically (rank 0 only)."""
+    def save(self) -> Path:
+        """Write the checkpoint ``files.last`` atomically (rank 0 only)."""
         state = self.state_dict()
-        path = self.run_dir / name
+        path = Path(self.files.last)
         if state is not None:
             ckpt.save_checkpoint(state, path)
             self._last_saved = (path, self.step)
@@ -183,6 +202,7 @@ class Trainer:
                 self._end_epoch()
         finally:
             self.logger.flush()
+            self.progress.close()
         return self.history
 
     def _train_epoch(self) -> bool:
@@ -309,7 +329,7 @@ class Trainer:
             self.stop_reason = "early stopping"
         last = self.save()
         if improved and self.info.is_main:
-            ckpt.copy_checkpoint(last, self.run_dir / "best.pt")
+            ckpt.copy_checkpoint(last, self.files.best)
         shown = " ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step"))
         self.progress.message(f"epoch {self.epoch}/{self.epochs} {shown}"
                               + (" (best)" if improved else "")

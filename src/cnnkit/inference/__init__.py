@@ -2,9 +2,8 @@
 
 from cnnkit.inference.sliding import blend_window, reflect_pad, sliding_window_inference
 from cnnkit.inference.tta import (DECK_SCALES, FlipTTA, classify_tta, five_crop_positions,
-                                  heatmap_flip_tta, multi_scale_views, resize_short_side,
-                                  segment_flip_tta, ten_crop)
+                                  multi_scale_views, resize_short_side, ten_crop)
 
 __all__ = ["DECK_SCALES", "FlipTTA", "blend_window", "classify_tta", "five_crop_positions",
-           "heatmap_flip_tta", "multi_scale_views", "reflect_pad", "resize_short_side",
-           "segment_flip_tta", "sliding_window_inference", "ten_crop"]
+           "multi_scale_views", "reflect_pad", "resize_short_side", "sliding_window_inference",
+           "ten_crop"]

@@ -16,29 +16,24 @@ Classification (:func:`classify_tta`):
   give the same ranking when only one view is used; with many views the probability average
   gives each view a bounded vote while a very confident view can dominate the logit average.
 
-Dense flips (pixel-centre convention of :mod:`cnnkit.data.sample`: a flip is x -> W - 1 - x):
-
-- :func:`segment_flip_tta`: ``(f(x) + flip(f(flip(x)))) / 2``; exact re-alignment because the
-  logits are at the input resolution.
-- :func:`heatmap_flip_tta`: the same, and the left/right keypoint channels are swapped with the
-  skeleton's permutation. At output stride ``s`` a map cell ``j`` covers image pixels
-  ``j*s .. j*s + s - 1``; when the image width is exactly ``s`` times the map width the flip of
-  the image maps cell ``j`` onto cell ``W_map - 1 - j`` exactly, so flipping the map tensor is
-  exact and no one-pixel shift is needed (the shift some pose code applies compensates a
-  different, inconsistent convention). When the width is not a multiple of the map width the
-  flipped map would be misaligned by a fraction of a cell, and the function refuses.
+Flips for every task (:class:`FlipTTA`): ``(f(x) + g(f(flip(x)))) / 2``, where ``g`` is the
+task's :meth:`~cnnkit.tasks.Task.flip_back` (pixel-centre convention of :mod:`cnnkit.geometry`:
+a flip is ``x -> W - 1 - x``). For heatmaps at output stride ``s`` a map cell ``j`` covers image
+pixels ``j*s .. j*s + s - 1``; when the image width is exactly ``s`` times the map width the
+flip of the image maps cell ``j`` onto cell ``W_map - 1 - j`` exactly, so flipping the map tensor
+is exact and no one-pixel shift is needed (the shift some pose code applies compensates a
+different, inconsistent convention); otherwise the task refuses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnkit.geometry import Skeleton
 from cnnkit.errors import ArgumentError, CnnkitError
 
 Average = Literal["probs", "logits"]
@@ -147,93 +142,45 @@ def classify_tta(model: Model, images: torch.Tensor, *, crop: int = 224,
     return total / count
 
 
-@torch.no_grad()
-def segment_flip_tta(model: Model, images: torch.Tensor,
-                     average: Average = "logits") -> torch.Tensor:
-    """Mean of the logits (or softmax probabilities) on the images and on their mirrors.
-
-    The model must return N x classes x H x W at the input resolution.
-    """
-    _check_batch(images)
-    _check_average(average)
-    outputs = model(torch.cat([images, images.flip(-1)]))
-    if outputs.dim() != 4 or outputs.shape[-1] != images.shape[-1]:
-        raise ArgumentError(f"segment_flip_tta needs logits N x classes x H x W at the input width "
-                         f"{images.shape[-1]}; the model returned {tuple(outputs.shape)}")
-    if average == "probs":
-        outputs = outputs.softmax(dim=1)
-    plain, mirrored = outputs.chunk(2)
-    return (plain + mirrored.flip(-1)) / 2
+def _halves(output: Any) -> tuple[Any, Any]:
+    """The outputs of the first and second half of a batch (tensors or tuples of them)."""
+    if isinstance(output, torch.Tensor):
+        return output.chunk(2)
+    if isinstance(output, tuple):
+        firsts, seconds = zip(*(_halves(o) for o in output))
+        return _same_tuple(output, firsts), _same_tuple(output, seconds)
+    raise CnnkitError(f"flip test-time augmentation needs tensor outputs; the model returned "
+                      f"{type(output).__name__}")
 
 
-def _permutation(flip: Skeleton | Sequence[int], channels: int) -> list[int]:
-    perm = flip.flip_permutation() if isinstance(flip, Skeleton) else [int(i) for i in flip]
-    if sorted(perm) != list(range(len(perm))):
-        raise ArgumentError(f"flip permutation must be a permutation of 0..{len(perm) - 1}; "
-                         f"got {perm}")
-    if channels == len(perm) + 1:  # a background map stays in place
-        perm = perm + [len(perm)]
-    if channels != len(perm):
-        raise ArgumentError(f"the model returned {channels} heatmaps but the flip permutation has "
-                         f"{len(perm)} keypoints (K or K + 1 with a background map)")
-    return perm
+def _same_tuple(like: tuple, values: Sequence[Any]) -> tuple:
+    return type(like)(*values) if hasattr(like, "_fields") else type(like)(values)
 
 
-@torch.no_grad()
-def heatmap_flip_tta(model: Model, images: torch.Tensor, flip: Skeleton | Sequence[int]
-                     ) -> torch.Tensor:
-    """Mean of the heatmaps on the images and the un-flipped, left/right-swapped mirror maps.
-
-    ``flip`` is the skeleton (its ``flip_permutation``) or that permutation. The model returns
-    ``... x K x h x w`` maps (K at dim -3, so ``N x T x K x h x w`` stage outputs work too; a
-    K+1-th background map stays in place). The output stride ``s = W / w`` is read from the
-    shapes and must be an integer with ``W == s * w`` (see the module docstring).
-    """
-    _check_batch(images)
-    outputs = model(torch.cat([images, images.flip(-1)]))
-    if outputs.dim() < 4:
-        raise ArgumentError(f"heatmap_flip_tta needs maps ... x K x h x w; the model returned "
-                         f"{tuple(outputs.shape)}")
-    width, map_width = images.shape[-1], outputs.shape[-1]
-    if width % map_width:
-        raise ArgumentError(f"image width {width} is not a multiple of the heatmap width {map_width}: "
-                         f"the flipped maps would be misaligned by a fraction of a cell; pad or "
-                         f"resize the images to a multiple of the output stride")
-    perm = _permutation(flip, outputs.shape[-3])
-    plain, mirrored = outputs.chunk(2)
-    return (plain + mirrored.flip(-1)[..., perm, :, :]) / 2
-
-
-FLIP_TASKS = ("classification", "segmentation", "keypoints-heatmap")
+def _mean(a: Any, b: Any) -> Any:
+    if isinstance(a, torch.Tensor):
+        return (a + b) / 2
+    return _same_tuple(a, [_mean(x, y) for x, y in zip(a, b)])
 
 
 class FlipTTA(nn.Module):
-    """``model`` evaluated on the images and their mirrors, outputs averaged (logits).
+    """``model`` evaluated on the images and their mirrors; the mirrored outputs are brought back
+    by the task (:meth:`cnnkit.tasks.Task.flip_back`: class scores stay, dense maps flip, left and
+    right keypoints swap, boxes and coordinates mirror) and the two are averaged.
 
-    ``task``: "classification" (class scores of both views), "segmentation"
-    (:func:`segment_flip_tta`) or "keypoints-heatmap" (:func:`heatmap_flip_tta`, which needs
-    ``flip``: the skeleton or its left/right permutation). Regression outputs (boxes, keypoint
-    coordinates) are not averaged: a mirrored coordinate needs the image width and the
-    keypoints' left/right swap, which only heatmaps carry in their layout.
+    The images are one batch of ``2N``, so batch-norm layers in evaluation mode see each image
+    as before. Works for every task that defines ``flip_back``; refused in one line otherwise.
     """
 
-    def __init__(self, model: nn.Module, task: str,
-                 flip: Skeleton | Sequence[int] | None = None) -> None:
+    def __init__(self, model: nn.Module, task: Any) -> None:
         super().__init__()
-        if task not in FLIP_TASKS:
-            raise CnnkitError(f"flip test-time augmentation works for {', '.join(FLIP_TASKS)}; "
-                              f"the task is {task!r}")
-        if task == "keypoints-heatmap" and flip is None:
-            raise CnnkitError("flip test-time augmentation of heatmaps needs the skeleton's "
-                              "left/right pairs; the dataset declares none")
-        self.model, self.task, self.flip = model, task, flip
+        if not callable(getattr(task, "flip_back", None)):
+            raise CnnkitError(f"flip test-time augmentation needs a task with flip_back; got "
+                              f"{type(task).__name__}")
+        self.model, self.task = model, task
         self.num_classes = getattr(model, "num_classes", None)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.task == "segmentation":
-            return segment_flip_tta(self.model, images)
-        if self.task == "keypoints-heatmap":
-            return heatmap_flip_tta(self.model, images, self.flip)
+    def forward(self, images: torch.Tensor) -> Any:
         _check_batch(images)
-        plain, mirrored = self.model(torch.cat([images, images.flip(-1)])).chunk(2)
-        return (plain + mirrored) / 2
+        plain, mirrored = _halves(self.model(torch.cat([images, images.flip(-1)])))
+        return _mean(plain, self.task.flip_back(mirrored, images.shape[-1]))

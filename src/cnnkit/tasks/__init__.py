@@ -1,27 +1,22 @@
-"""Task-level pre- and post-processing shared by the networks: e.g. keypoint heatmap decoding.
+"""Tasks: what each kind of prediction owns (loss, metrics, decoding, drawing, writing, flip TTA).
 
-The task objects (loss, metrics, decoding) are imported on first use (``cnnkit.tasks.build_task``
-etc.), so that :mod:`cnnkit.data` and :mod:`cnnkit.models` can import
-:mod:`cnnkit.tasks.keypoint_decode` without importing the tasks, which import them.
+Importing this package registers every task kind (:data:`cnnkit.kinds.TASK_KINDS`); a new kind
+is one module here with its :class:`Task` subclass decorated by :func:`register_task`, imported
+below.
 """
 
-from importlib import import_module
-from typing import Any
+from cnnkit.tasks.base import Metric, Task, main_output
+from cnnkit.tasks.classification import ClassificationMetric, ClassificationTask
+from cnnkit.tasks.keypoints import KeypointHeatmapTask, KeypointMetric, KeypointRegressionTask
+from cnnkit.tasks.localization import LocalizationMetric, LocalizationTask
+from cnnkit.tasks.original_coordinates import boxes_to_original, maps_to_original, to_original
+from cnnkit.tasks.registry import TASKS, build_task, register_task, task_class
+from cnnkit.tasks.segmentation import SegmentationMetric, SegmentationTask
 
-_EXPORTS = {
-    "Metric": "base", "Task": "base", "main_output": "base",
-    "ClassificationMetric": "classification", "ClassificationTask": "classification",
-    "KeypointHeatmapTask": "keypoints", "KeypointMetric": "keypoints",
-    "KeypointRegressionTask": "keypoints",
-    "LocalizationMetric": "localization", "LocalizationTask": "localization",
-    "SegmentationMetric": "segmentation", "SegmentationTask": "segmentation",
-    "boxes_to_original": "original_coordinates", "to_original": "original_coordinates",
-    "TASKS": "registry", "build_task": "registry",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'cnnkit.tasks' has no attribute {name!r}")
-    return getattr(import_module(f"cnnkit.tasks.{_EXPORTS[name]}"), name)
+__all__ = [
+    "ClassificationMetric", "ClassificationTask", "KeypointHeatmapTask", "KeypointMetric",
+    "KeypointRegressionTask", "LocalizationMetric", "LocalizationTask", "Metric",
+    "SegmentationMetric", "SegmentationTask", "TASKS", "Task", "boxes_to_original",
+    "build_task", "main_output", "maps_to_original", "register_task", "task_class",
+    "to_original",
+]

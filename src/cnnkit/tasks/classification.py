@@ -20,9 +20,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
+from cnnkit.data.datasets.labels import LabelSpace
 from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task, main_output
+from cnnkit.tasks.registry import register_task
+from cnnkit.viz import caption
 
 GOOGLENET_AUX_WEIGHT = 0.3
 
@@ -114,23 +119,55 @@ class ClassificationMetric(Metric):
                 "mean_class_accuracy": nanmean(self.per_class_accuracy)}
 
 
+def class_names_for(classes: Any, num_classes: int, what: str) -> list[str] | None:
+    """The names of a label space's classes, checked against the model's class count."""
+    if classes is None:
+        return None
+    names = list(classes.names)
+    if len(names) != num_classes:
+        raise CnnkitError(f"the model predicts {num_classes} classes but the data's {what} "
+                          f"have {len(names)} ({', '.join(names)}); set "
+                          f"model.num_classes={len(names)}")
+    return names
+
+
+def name_of(index: int | None, class_names: Sequence[str] | None) -> str:
+    """A class index as its name (the index itself when the name is unknown)."""
+    if index is None:
+        return "?"
+    index = int(index)
+    return class_names[index] if class_names and index < len(class_names) else str(index)
+
+
+@register_task
 class ClassificationTask(Task):
     """Cross-entropy classification over ``num_classes`` (see the module docstring)."""
 
-    name = "classification"
+    kind = "classification"
     primary_metric = "accuracy"
     higher_is_better = True
 
     def __init__(self, num_classes: int, *, label_smoothing: float = 0.0,
                  class_weights: Sequence[float] | torch.Tensor | None = None,
-                 aux_weight: float = GOOGLENET_AUX_WEIGHT, topk: int = 5) -> None:
+                 aux_weight: float = GOOGLENET_AUX_WEIGHT, topk: int = 5,
+                 class_names: Sequence[str] | None = None) -> None:
         if num_classes < 1:
             raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         if not 0 <= label_smoothing < 1:
             raise ArgumentError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ArgumentError(f"class_names has {len(class_names)} names for {num_classes} "
+                                "classes")
         self.num_classes, self.label_smoothing = num_classes, label_smoothing
         self.aux_weight, self.topk = aux_weight, topk
         self.class_weights = weight_vector(class_weights, num_classes)
+        self.class_names = list(class_names) if class_names else None
+
+    @classmethod
+    def options_from(cls, labels: LabelSpace, model: nn.Module) -> dict[str, Any]:
+        num_classes = model.num_classes
+        return {"num_classes": num_classes,
+                "class_names": class_names_for(labels.label, num_classes, "labels")}
 
     def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
@@ -154,8 +191,25 @@ class ClassificationTask(Task):
         return ClassificationMetric(self.num_classes, self.topk)
 
     def decode(self, output: Any, batch: Batch | None = None) -> list[dict[str, Any]]:
-        """Per sample: ``class`` (index), ``score`` (its probability), ``probabilities``."""
+        """Per sample: ``class`` (index), ``class_name`` (when known), ``score`` (its
+        probability) and ``probabilities``."""
         probs = torch.softmax(main_output(output).detach().float(), dim=1).cpu()
         score, index = probs.max(1)
-        return [{"class": int(i), "score": float(s), "probabilities": p.tolist()}
+        return [{"class": int(i), "class_name": name_of(i, self.class_names),
+                 "score": float(s), "probabilities": p.tolist()}
                 for i, s, p in zip(index, score, probs)]
+
+    def flip_back(self, output: Any, width: int) -> Any:
+        return output  # class scores do not move with the image
+
+    def draw(self, image: Image.Image, target: dict[str, Any] | None,
+             prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
+        """The image captioned "true X, predicted Y (score)"."""
+        if scale != 1:
+            image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        predicted = f"predicted {name_of(prediction['class'], self.class_names)}"
+        if prediction.get("score") is not None:
+            predicted += f" ({float(prediction['score']):.2f})"
+        if target is None or target.get("label") is None:
+            return caption(image, predicted)
+        return caption(image, f"true {name_of(target['label'], self.class_names)}, {predicted}")

@@ -33,17 +33,23 @@ out of the PCK). Per keypoint as ``pck/<name>`` and ``error/<name>``. ``pck`` is
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from PIL import Image
+from torch import nn
 
+from cnnkit.data.datasets.labels import LabelSpace
 from cnnkit.data.heatmaps import heatmap_size, keypoint_heatmaps
 from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task
-from cnnkit.geometry import flip_permutation, normalized_to_pixels, pixels_to_normalized
+from cnnkit.geometry import Skeleton, flip_permutation, normalized_to_pixels, pixels_to_normalized
 from cnnkit.tasks.keypoint_decode import Refinement, decode_heatmaps
 from cnnkit.tasks.losses import heatmap_mse, heatmap_pixel_ce, heatmap_spatial_ce
 from cnnkit.tasks.original_coordinates import boxes_to_original, to_original
+from cnnkit.tasks.registry import register_task
+from cnnkit.viz import caption, draw_keypoints, panels
 
 Reference = Literal["box"] | tuple[int, int] | None
 Decoder = Callable[[Any, Batch], tuple[torch.Tensor, torch.Tensor | None]]
@@ -130,11 +136,12 @@ class KeypointMetric(Metric):
 
 
 class _KeypointTask(Task):
-    """Shared options, metric and decoding; subclasses give ``points`` and ``loss``."""
+    """Shared options, metric, decoding and drawing; subclasses give ``points``, ``loss`` and
+    ``flip_back``."""
 
-    name = "keypoints"
     primary_metric = "pck"
     higher_is_better = True
+    lower_is_better = ("loss", "mean_error", "error")
 
     def __init__(self, num_keypoints: int, *, pck_threshold: float = DEFAULT_PCK_PIXELS,
                  pck_reference: Reference = None, keypoint_names: Sequence[str] | None = None,
@@ -144,10 +151,35 @@ class _KeypointTask(Task):
         if keypoint_names is not None and len(keypoint_names) != num_keypoints:
             raise ArgumentError(f"keypoint_names has {len(keypoint_names)} names for "
                              f"{num_keypoints} keypoints")
+        if isinstance(pck_reference, list):  # a pair read back from JSON
+            pck_reference = tuple(pck_reference)
+        flip_pairs = tuple(tuple(pair) for pair in flip_pairs)
         self.num_keypoints = num_keypoints
         self.metric_options = {"pck_threshold": pck_threshold, "pck_reference": pck_reference,
-                               "names": keypoint_names, "flip_pairs": tuple(flip_pairs)}
+                               "names": keypoint_names, "flip_pairs": flip_pairs}
         self.permutation = flip_permutation(num_keypoints, flip_pairs) if flip_pairs else None
+        names = tuple(keypoint_names or (str(k) for k in range(num_keypoints)))
+        self.skeleton = Skeleton(names, flip_pairs)
+
+    @classmethod
+    def options_from(cls, labels: LabelSpace, model: nn.Module) -> dict[str, Any]:
+        count = getattr(model, "num_keypoints", None) or model.num_classes
+        options: dict[str, Any] = {"num_keypoints": count}
+        skeleton = labels.skeleton
+        if skeleton is not None:
+            if len(skeleton.names) != count:
+                raise CnnkitError(f"the model predicts {count} keypoints but the data has "
+                                  f"{len(skeleton.names)} ({', '.join(skeleton.names)}); set "
+                                  f"model.num_classes={len(skeleton.names)}")
+            options["keypoint_names"] = list(skeleton.names)
+            options["flip_pairs"] = [list(pair) for pair in skeleton.flip_pairs]
+        return options
+
+    def _flip_permutation(self) -> list[int]:
+        if self.permutation is None:
+            raise CnnkitError("flip test-time augmentation of keypoints needs the left/right "
+                              "pairs (flip_pairs); the data declares none")
+        return self.permutation
 
     def points(self, output: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """N x K x 2 (x, y) in network-input pixels and N x K confidences (or None)."""
@@ -155,6 +187,32 @@ class _KeypointTask(Task):
 
     def new_metric(self) -> KeypointMetric:
         return KeypointMetric(self.num_keypoints, self.points, **self.metric_options)
+
+    def decode_in_input(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
+        xy, confidence = self.points(output, batch)
+        return [{"keypoints": xy[i].detach().float().cpu(),
+                 "confidence": None if confidence is None else confidence[i].detach().cpu()}
+                for i in range(xy.shape[0])]
+
+    def draw(self, image: Image.Image, target: dict[str, Any] | None,
+             prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
+        """True (when given) and predicted keypoints on two copies of the image."""
+        tiles = []
+        for title, values in (("true", target), ("predicted", prediction)):
+            if values is None or values.get("keypoints") is None:
+                continue
+            visible = values.get("visible")
+            tiles.append(caption(draw_keypoints(
+                image, torch.as_tensor(values["keypoints"], dtype=torch.float32),
+                None if visible is None else torch.as_tensor(visible), self.skeleton,
+                scale=scale), title))
+        return panels(tiles, columns=len(tiles))
+
+    def write(self, record: dict[str, Any], image: Image.Image, stem: Path) -> dict[str, Any]:
+        """``<stem>_keypoints.png``: the points drawn on the original image."""
+        draw_keypoints(image.convert("RGB"), torch.tensor(record["keypoints"]),
+                       skeleton=self.skeleton).save(f"{stem}_keypoints.png")
+        return {**record, "keypoint_names": list(self.skeleton.names)}
 
     def decode(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
         """Per sample: ``keypoints`` [[x, y], ...] in original pixels and ``confidence``
@@ -177,8 +235,18 @@ def _keypoint_targets(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     return batch["keypoints"], batch["visible"].bool()
 
 
+@register_task
 class KeypointRegressionTask(_KeypointTask):
     """Direct regression of normalised coordinates (see the module docstring)."""
+
+    kind = "keypoints-regression"
+
+    def flip_back(self, output: Any, width: int) -> Any:
+        """Mirrored normalised points: ``u -> 1 - u`` (exact, the image borders are 0 and 1),
+        left/right identities swapped."""
+        self._check(output)
+        flipped = torch.stack([1 - output[..., 0], output[..., 1]], dim=-1)
+        return flipped[:, self._flip_permutation()]
 
     def _check(self, output: torch.Tensor) -> None:
         if output.dim() != 3 or output.shape[1:] != (self.num_keypoints, 2):
@@ -211,8 +279,24 @@ def infer_stride(map_size: Sequence[int], image_size: Sequence[int]) -> int:
     return stride
 
 
+@register_task
 class KeypointHeatmapTask(_KeypointTask):
     """Heatmap regression / classification (see the module docstring)."""
+
+    kind = "keypoints-heatmap"
+
+    def flip_back(self, output: Any, width: int) -> Any:
+        """Mirrored maps flipped back with left/right channels swapped (a background map stays);
+        exact when the image width is a multiple of the map width (refused otherwise)."""
+        maps = self._stages(output)
+        if width % maps.shape[-1]:
+            raise CnnkitError(f"image width {width} is not a multiple of the heatmap width "
+                              f"{maps.shape[-1]}: the flipped maps would be misaligned by a "
+                              "fraction of a cell; pad or resize the images to a multiple of "
+                              "the output stride")
+        perm = self._flip_permutation() + ([self.num_keypoints] if self.background else [])
+        flipped = maps.flip(-1)[:, :, perm]
+        return flipped if output.dim() == 5 else flipped[:, 0]
 
     def __init__(self, num_keypoints: int, *, loss: Literal["mse", "cross_entropy"] = "mse",
                  background: bool = False, sigma: float = 2.0,

@@ -20,16 +20,23 @@ criterion (1 - localization error), the primary metric.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
 from cnnkit.geometry import (boxes_to_normalized, cxcywh_to_xyxy, normalized_to_boxes,
                              paired_box_iou)
+from cnnkit.data.datasets.labels import LabelSpace
 from cnnkit.tasks.base import Batch, Metric, Task
-from cnnkit.tasks.classification import check_labels
+from cnnkit.tasks.classification import check_labels, class_names_for, name_of
 from cnnkit.tasks.original_coordinates import boxes_to_original
+from cnnkit.tasks.registry import register_task
+from cnnkit.viz import caption, draw_boxes, panels
 from cnnkit.errors import ArgumentError
 
 BoxLoss = Literal["l2", "smooth_l1"]
@@ -92,22 +99,37 @@ class LocalizationMetric(Metric):
                 "localization_accuracy": both / count}
 
 
+@register_task
 class LocalizationTask(Task):
     """Class + one box per image (see the module docstring)."""
 
-    name = "localization"
+    kind = "localization"
     primary_metric = "localization_accuracy"
     higher_is_better = True
 
     def __init__(self, num_classes: int, *, box_loss: BoxLoss = "smooth_l1",
                  box_weight: float = 1.0, label_smoothing: float = 0.0,
-                 smooth_l1_beta: float = SMOOTH_L1_BETA) -> None:
+                 smooth_l1_beta: float = SMOOTH_L1_BETA,
+                 class_names: Sequence[str] | None = None) -> None:
         if num_classes < 1:
             raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         if box_loss not in ("l2", "smooth_l1"):
             raise ArgumentError(f"box_loss must be 'l2' or 'smooth_l1'; got {box_loss!r}")
         self.num_classes, self.box_loss, self.box_weight = num_classes, box_loss, box_weight
         self.label_smoothing, self.smooth_l1_beta = label_smoothing, smooth_l1_beta
+        self.class_names = list(class_names) if class_names else None
+
+    @classmethod
+    def options_from(cls, labels: LabelSpace, model: nn.Module) -> dict[str, Any]:
+        num_classes = model.num_classes
+        return {"num_classes": num_classes,
+                "class_names": class_names_for(labels.label, num_classes, "labels")}
+
+    def flip_back(self, output: Any, width: int) -> Any:
+        """Class scores as they are; normalised boxes mirrored: ``cx -> 1 - cx``."""
+        logits, boxes = _outputs(output)
+        mirrored = torch.cat([1 - boxes[..., :1], boxes[..., 1:]], dim=-1)
+        return type(output)(logits, mirrored)
 
     def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         logits, boxes = _outputs(output)
@@ -127,15 +149,41 @@ class LocalizationTask(Task):
     def new_metric(self) -> LocalizationMetric:
         return LocalizationMetric(self.num_classes)
 
-    def decode(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
-        """Per sample: ``class``, ``score`` and ``box`` (x1, y1, x2, y2) in original pixels."""
+    def decode_in_input(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
+        """Per sample: ``class``, ``class_name``, ``score`` and ``box`` in input pixels."""
         logits, boxes = (t.detach().float().cpu() for t in _outputs(output))
-        probs = torch.softmax(logits, 1)
-        score, pred = probs.max(1)
+        score, pred = torch.softmax(logits, 1).max(1)
         height, width = batch["image"].shape[-2:]
         corners = normalized_to_boxes(pick_boxes(boxes, pred), height, width)
-        results = []
-        for i, meta in enumerate(batch["meta"]):
-            box = boxes_to_original(corners[i:i + 1], meta, (height, width))[0]
-            results.append({"class": int(pred[i]), "score": float(score[i]), "box": box.tolist()})
+        return [{"class": int(pred[i]), "class_name": name_of(pred[i], self.class_names),
+                 "score": float(score[i]), "box": corners[i]} for i in range(len(pred))]
+
+    def decode(self, output: Any, batch: Batch) -> list[dict[str, Any]]:
+        """Per sample: ``class``, ``class_name``, ``score`` and ``box`` (x1, y1, x2, y2) in
+        original pixels."""
+        size = tuple(batch["image"].shape[-2:])
+        results = self.decode_in_input(output, batch)
+        for result, meta in zip(results, batch["meta"]):
+            result["box"] = boxes_to_original(result["box"][None], meta, size)[0].tolist()
         return results
+
+    def draw(self, image: Image.Image, target: dict[str, Any] | None,
+             prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
+        """True (when given) and predicted box, with class names, on two copies of the image."""
+        tiles = []
+        for title, values in (("true", target), ("predicted", prediction)):
+            if values is None:
+                continue
+            label = values.get("label", values.get("class"))
+            box = values.get("boxes", values.get("box"))
+            boxes = torch.as_tensor(box, dtype=torch.float32).reshape(-1, 4)
+            drawn = draw_boxes(image, boxes, [int(label)] * len(boxes), self.class_names,
+                               scale=scale)
+            tiles.append(caption(drawn, f"{title}: {name_of(label, self.class_names)}"))
+        return panels(tiles, columns=len(tiles))
+
+    def write(self, record: dict[str, Any], image: Image.Image, stem: Path) -> dict[str, Any]:
+        """``<stem>_box.png``: the box and class drawn on the original image."""
+        draw_boxes(image.convert("RGB"), torch.tensor([record["box"]]), [record["class"]],
+                   self.class_names).save(f"{stem}_box.png")
+        return record

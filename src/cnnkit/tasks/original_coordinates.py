@@ -113,3 +113,56 @@ def boxes_to_original(boxes: torch.Tensor, meta: dict[str, Any],
     corners = torch.stack([torch.stack(c, 1) for c in ((x1, y1), (x2, y1), (x1, y2), (x2, y2))], 1)
     moved = to_original(corners.reshape(-1, 2), meta, size).reshape(-1, 4, 2)
     return torch.cat([moved.amin(1), moved.amax(1)], 1)
+
+
+def maps_to_original(maps: torch.Tensor, meta: dict[str, Any], size: Size | None = None,
+                     seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``C x H x W`` maps over the transformed image (of ``size``) -> the original image.
+
+    Returns the maps on the original pixel grid and a boolean ``H0 x W0`` map of the pixels the
+    network saw (False where a crop left the original out, and where ``seen``, the pixels of the
+    transformed image that have a prediction, is False). Resizes are undone bilinearly
+    (``align_corners=False``, as the transforms resize), crops and pads by placing the maps at
+    their offset, flips by flipping back; other transforms raise as in :func:`to_original`.
+    Resize logits back before the argmax: evaluating at the labels' own resolution this way is
+    how published segmentation figures are computed.
+    """
+    import torch.nn.functional as F
+
+    if maps.dim() != 3:
+        raise ArgumentError(f"maps must be C x H x W; got shape {tuple(maps.shape)}")
+    steps = [(name, dict(params)) for name, params in meta.get("transforms", [])]
+    _check_steps(steps)
+    before, after = _sizes(steps, meta, size or tuple(maps.shape[-2:]))
+    if seen is None:
+        seen = torch.ones(maps.shape[-2:], dtype=torch.bool, device=maps.device)
+    for i in range(len(steps) - 1, -1, -1):
+        name, params = steps[i]
+        if before[i] is None:
+            raise CnnkitError(f"{meta.get('path', 'sample')}: cannot map back through "
+                              f"{name!r} without the image size before it; record "
+                              "meta['original_size'] = (H, W) in the dataset")
+        height, width = before[i]
+        if name == "resize":
+            maps = F.interpolate(maps[None].float(), size=(height, width), mode="bilinear",
+                                 align_corners=False)[0]
+            seen = F.interpolate(seen[None, None].float(), size=(height, width),
+                                 mode="nearest")[0, 0] > 0.5
+        elif name == "crop":
+            top, left = params["top"], params["left"]
+            canvas = maps.new_zeros((maps.shape[0], height, width))
+            seen_canvas = seen.new_zeros((height, width))
+            rows = slice(max(top, 0), min(top + maps.shape[-2], height))
+            cols = slice(max(left, 0), min(left + maps.shape[-1], width))
+            inner = (slice(rows.start - top, rows.stop - top),
+                     slice(cols.start - left, cols.stop - left))
+            canvas[:, rows, cols] = maps[(slice(None), *inner)]
+            seen_canvas[rows, cols] = seen[inner]
+            maps, seen = canvas, seen_canvas
+        elif name in ("horizontal_flip", "vertical_flip"):
+            axis = -1 if name == "horizontal_flip" else -2
+            maps, seen = maps.flip(axis), seen.flip(axis)
+        else:
+            raise CnnkitError(f"cannot map a dense prediction back through {name!r}; "
+                              f"invertible: resize, crop, flips (evaluate without {name!r})")
+    return maps, seen

@@ -29,17 +29,24 @@ excluded from the mean, never counted as 0); ``mean_class_accuracy``, the mean o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch import nn
 
+from cnnkit.data.datasets.labels import LabelSpace
 from cnnkit.data.sample import IGNORE_INDEX
 from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric, Task, main_output
-from cnnkit.tasks.classification import (aux_names, confusion_counts, nanmean, safe_ratio,
-                                         weight_vector)
+from cnnkit.tasks.classification import (aux_names, class_names_for, confusion_counts, nanmean,
+                                         safe_ratio, weight_vector)
 from cnnkit.tasks.losses import dice_loss, soft_iou_loss
+from cnnkit.tasks.original_coordinates import maps_to_original
+from cnnkit.tasks.registry import register_task
+from cnnkit.viz import caption, colorize_mask, overlay_mask, panels
 
 TORCHVISION_AUX_WEIGHT = 0.5
 CE_IGNORE = -100  # the cross-entropy's marker for skipped pixels
@@ -137,10 +144,11 @@ class SegmentationMetric(Metric):
         return figures
 
 
+@register_task
 class SegmentationTask(Task):
     """Per-pixel classification into ``num_classes`` (see the module docstring)."""
 
-    name = "segmentation"
+    kind = "segmentation"
     primary_metric = "miou"
     higher_is_better = True
 
@@ -149,15 +157,32 @@ class SegmentationTask(Task):
                  class_weights: Sequence[float] | torch.Tensor | None = None,
                  ce_weight: float = 1.0, dice_weight: float = 0.0, soft_iou_weight: float = 0.0,
                  aux_weight: float = TORCHVISION_AUX_WEIGHT,
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None,
+                 class_colors: Sequence[Sequence[int]] | None = None) -> None:
         self.rules = LabelRules(num_classes, ignore_index, ignore_values)
         self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.ignore_values, self.class_names = tuple(ignore_values), class_names
+        self.ignore_values = tuple(ignore_values)
+        self.class_names = list(class_names) if class_names else None
+        if class_colors is not None and len(class_colors) != num_classes:
+            raise ArgumentError(f"class_colors has {len(class_colors)} colours for "
+                                f"{num_classes} classes")
+        self.class_colors = None if class_colors is None else [tuple(c) for c in class_colors]
         self.weights = {"ce": ce_weight, "dice": dice_weight, "soft_iou": soft_iou_weight}
         if all(w == 0 for w in self.weights.values()):
-            raise ArgumentError("at least one of ce_weight, dice_weight, soft_iou_weight must be > 0")
+            raise ArgumentError("at least one of ce_weight, dice_weight, soft_iou_weight must "
+                                "be > 0")
         self.aux_weight = aux_weight
         self.class_weights = weight_vector(class_weights, num_classes)
+
+    @classmethod
+    def options_from(cls, labels: LabelSpace, model: nn.Module) -> dict[str, Any]:
+        num_classes = model.num_classes
+        options: dict[str, Any] = {"num_classes": num_classes}
+        if labels.mask is not None:
+            options["class_names"] = class_names_for(labels.mask, num_classes, "masks")
+            if labels.mask.colors is not None:
+                options["class_colors"] = [list(c) for c in labels.mask.colors]
+        return options
 
     def _parts(self, logits: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         labels, valid = self.rules.prepare(mask.to(logits.device), _spatial(logits))
@@ -193,16 +218,91 @@ class SegmentationTask(Task):
         return SegmentationMetric(self.num_classes, self.ignore_index, self.ignore_values,
                                   self.class_names)
 
+    def _masks(self, logits: torch.Tensor) -> torch.Tensor:
+        pred = logits.argmax(1)
+        return pred.to(torch.uint8) if self.num_classes <= 256 else pred
+
     def decode(self, output: Any, batch: Batch | None = None) -> list[dict[str, Any]]:
-        """Per sample: ``mask`` (h x w argmax, uint8 up to 256 classes, else int64) at the output
-        resolution, and ``offset`` (top, left) of the output in the network input (non-zero
-        for valid U-Nets)."""
-        logits = main_output(output).detach()
-        height, width = _spatial(logits)
-        pred = logits.argmax(1).cpu()
-        pred = pred.to(torch.uint8) if self.num_classes <= 256 else pred
-        offset = (0, 0)
-        if batch is not None and "image" in batch:
-            in_h, in_w = batch["image"].shape[-2:]
-            offset = ((in_h - height) // 2, (in_w - width) // 2)
-        return [{"mask": m, "offset": offset} for m in pred]
+        """Per sample: ``mask``, the argmax of the logits brought back to the original image
+        (resizes undone on the logits, bilinearly, before the argmax; pixels the network did
+        not see are the ignore index), uint8 up to 256 classes, else int64. Without the
+        samples' ``meta`` (original size, transforms) the mask stays at the input resolution."""
+        if batch is None or "meta" not in batch:
+            return self.decode_in_input(output, batch)
+        logits = main_output(output).detach().float()
+        size = tuple(batch["image"].shape[-2:])
+        predicted = self._predicted_region(logits, size)
+        results = []
+        for one, meta in zip(self._in_input(logits, batch), batch["meta"]):
+            if meta.get("original_size") is None:
+                maps, seen = one, predicted
+            else:
+                maps, seen = maps_to_original(one, meta, size, predicted)
+            mask = self._masks(maps[None])[0]
+            mask[~seen] = self.ignore_index
+            results.append({"mask": mask.cpu()})
+        return results
+
+    @staticmethod
+    def _predicted_region(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The pixels of an input of ``size`` that the output covers (its centre)."""
+        (in_h, in_w), (height, width) = size, logits.shape[-2:]
+        region = torch.zeros(in_h, in_w, dtype=torch.bool, device=logits.device)
+        top, left = (in_h - height) // 2, (in_w - width) // 2
+        region[top:top + height, left:left + width] = True
+        return region
+
+    def _in_input(self, logits: torch.Tensor, batch: Batch | None) -> torch.Tensor:
+        """Logits placed at their offset in the network input (a valid U-Net predicts its
+        centre); the rest gets a uniform score (so its argmax is class 0, then masked)."""
+        _spatial(logits)
+        if batch is None or "image" not in batch:
+            return logits
+        in_h, in_w = batch["image"].shape[-2:]
+        height, width = logits.shape[-2:]
+        if (height, width) == (in_h, in_w):
+            return logits
+        top, left = (in_h - height) // 2, (in_w - width) // 2
+        return F.pad(logits, (left, in_w - width - left, top, in_h - height - top))
+
+    def decode_in_input(self, output: Any, batch: Batch | None) -> list[dict[str, Any]]:
+        """Per sample: ``mask`` over the network input (the ignore index outside the output of
+        a network that predicts only the centre)."""
+        logits = main_output(output).detach().float()
+        masks = self._masks(self._in_input(logits, batch))
+        masks[:, ~self._predicted_region(logits, tuple(masks.shape[-2:]))] = self.ignore_index
+        return [{"mask": m} for m in masks.cpu()]
+
+    def flip_back(self, output: Any, width: int) -> Any:
+        logits = main_output(output)
+        if logits.shape[-1] != width:
+            raise CnnkitError(f"flip test-time augmentation of segmentation needs logits at the "
+                              f"input width {width}; the model gives width {logits.shape[-1]}")
+        return logits.flip(-1)
+
+    def draw(self, image: Image.Image, target: dict[str, Any] | None,
+             prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
+        """The image, the true mask (when given) and the predicted mask over it."""
+        if scale != 1:
+            image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+        tiles = [caption(image, "image")]
+        for title, values in (("true", target), ("predicted", prediction)):
+            if values is None or values.get("mask") is None:
+                continue
+            mask = torch.as_tensor(values["mask"])
+            if scale != 1:
+                mask = mask.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+            tiles.append(caption(overlay_mask(image, mask, self.class_colors), title))
+        return panels(tiles, columns=len(tiles))
+
+    def write(self, record: dict[str, Any], image: Image.Image, stem: Path) -> dict[str, Any]:
+        """``<stem>_mask.png`` (class indices), ``<stem>_mask_color.png`` and
+        ``<stem>_overlay.png``; the record names the index PNG."""
+        mask = torch.as_tensor(record["mask"])
+        if mask.dtype != torch.uint8:
+            raise CnnkitError(f"{stem}: {self.num_classes} classes do not fit an 8-bit mask PNG")
+        Image.fromarray(mask.numpy()).save(f"{stem}_mask.png")
+        colorize_mask(mask, self.class_colors).save(f"{stem}_mask_color.png")
+        overlay_mask(image.convert("RGB"), mask, self.class_colors).save(f"{stem}_overlay.png")
+        return {**{k: v for k, v in record.items() if k != "mask"},
+                "mask": f"{stem.name}_mask.png", "classes": self.class_names}

@@ -4,7 +4,8 @@ from cnnkit.data.datasets.folders import ClassFolders
 from cnnkit.data.datasets.idx import FASHION_MNIST_CLASSES, IdxDataset, read_idx
 from cnnkit.data.datasets.images import DatasetError, read_image, read_mask
 from cnnkit.data.datasets.keypoints import COCOKeypoints, DLCKeypoints, left_right_pairs
-from cnnkit.data.datasets.segmentation import (CAMVID_CLASSES, MEMBRANE_CLASSES, ClassList,
+from cnnkit.data.datasets.labels import ClassList, LabelSpace, base_dataset, label_space
+from cnnkit.data.datasets.segmentation import (CAMVID_CLASSES, MEMBRANE_CLASSES,
                                                SegmentationPairs, camvid, match_by_name,
                                                membrane, read_pair_list, segmentation_folders)
 from cnnkit.data.datasets.splits import Split, kfold_splits, random_split
@@ -12,8 +13,8 @@ from cnnkit.data.datasets.transformed import TransformedDataset, sample_seed
 
 __all__ = [
     "CAMVID_CLASSES", "COCOKeypoints", "ClassFolders", "ClassList", "DLCKeypoints",
-    "DatasetError", "FASHION_MNIST_CLASSES", "IdxDataset", "MEMBRANE_CLASSES",
-    "SegmentationPairs", "Split", "TransformedDataset", "camvid", "kfold_splits",
+    "DatasetError", "FASHION_MNIST_CLASSES", "IdxDataset", "LabelSpace", "MEMBRANE_CLASSES",
+    "SegmentationPairs", "Split", "TransformedDataset", "base_dataset", "camvid", "kfold_splits", "label_space",
     "left_right_pairs", "match_by_name", "membrane", "random_split", "read_idx", "read_image",
     "read_mask", "read_pair_list", "sample_seed", "segmentation_folders",
 ]

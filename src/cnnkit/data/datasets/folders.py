@@ -8,6 +8,7 @@ from torch.utils.data import Dataset
 
 from cnnkit.data.datasets.images import (IMAGE_EXTENSIONS, DatasetError, SkipBad, image_size,
                                          list_images, read_image)
+from cnnkit.data.datasets.labels import ClassList, LabelSpace
 from cnnkit.data.sample import Sample
 
 
@@ -36,6 +37,10 @@ class ClassFolders(Dataset, SkipBad):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return LabelSpace(label=ClassList(tuple(self.classes)))
 
     @property
     def labels(self) -> list[int]:

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnkit.data.datasets.images import DatasetError
+from cnnkit.data.datasets.labels import ClassList, LabelSpace
 from cnnkit.data.sample import Sample
 
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -85,6 +86,10 @@ class IdxDataset(Dataset):
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return LabelSpace(label=ClassList(tuple(self.classes)))
 
     @property
     def keys(self) -> list[str]:

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from cnnkit.data.datasets.images import DatasetError, SkipBad, image_size, read_image
+from cnnkit.data.datasets.labels import LabelSpace
 from cnnkit.data.sample import Sample
 from cnnkit.geometry import Skeleton
 
@@ -55,6 +56,10 @@ class _KeypointRows(Dataset, SkipBad):
     def keys(self) -> list[str]:
         return [f"{path.name}#{i}" if "annotation_id" in extra else path.name
                 for i, (path, _, _, extra) in enumerate(self.rows)]
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return LabelSpace(skeleton=self.skeleton)
 
     def __len__(self) -> int:
         return len(self.rows)

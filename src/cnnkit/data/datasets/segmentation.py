@@ -9,34 +9,16 @@ maps it to :data:`~cnnkit.data.sample.IGNORE_INDEX` as SegNet's ``ignore_label: 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
 
+from cnnkit.data.datasets.labels import ClassList, LabelSpace
 from cnnkit.data.datasets.images import (DatasetError, SkipBad, image_size, list_images,
                                          read_image, read_mask)
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.errors import ArgumentError
-
-
-@dataclass(frozen=True)
-class ClassList:
-    """Class names, their display/mask colours (optional) and the void class (optional)."""
-
-    names: tuple[str, ...]
-    colors: tuple[tuple[int, int, int], ...] | None = None
-    void_index: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.colors is not None and len(self.colors) != len(self.names):
-            raise ArgumentError(f"{len(self.names)} class names but {len(self.colors)} colours")
-        if self.void_index is not None and not 0 <= self.void_index < len(self.names):
-            raise ArgumentError(f"void_index {self.void_index} is not a class (0..{len(self.names) - 1})")
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 CAMVID_CLASSES = ClassList(
@@ -85,6 +67,11 @@ class SegmentationPairs(Dataset, SkipBad):
     @property
     def keys(self) -> list[str]:
         return [p.name for p, _ in self.pairs]
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return LabelSpace(mask=self.classes.without_void() if self.void_to_ignore
+                          else self.classes)
 
     def __len__(self) -> int:
         return len(self.pairs)

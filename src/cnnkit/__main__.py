@@ -1,0 +1,5 @@
+"""``python -m cnnkit``: the command line."""
+
+from cnnkit.cli import main
+
+main()

@@ -1,0 +1,106 @@
+"""``cnnkit summary`` and ``cnnkit models``: the analyzer and the zoo on the command line."""
+
+from __future__ import annotations
+
+import click
+
+from cnnkit.cli.options import parse_size, resolve_model, verbosity
+from cnnkit.errors import CnnkitError, InputSizeError
+from cnnkit.kinds import TASK_KINDS
+
+
+@click.command()
+@click.argument("model")
+@click.option("--input", "input_size", default=None, metavar="CxHxW",
+              help="Input size without the batch, e.g. 3x224x224 (default: the model's own).")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Batch size used for activation memory.")
+@click.option("--depth", default=None, type=click.IntRange(min=0),
+              help="Show layers down to this nesting depth (deeper rows are folded into them).")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "markdown", "csv", "json"]), help="Output format.")
+@click.option("--num-classes", default=None, type=click.IntRange(min=1),
+              help="Number of classes for a registered model.")
+@click.option("--device", default="meta", show_default=True,
+              help="meta: shapes only, nothing computed; cpu/cuda: run on real tensors.")
+@click.option("--optimizer", default="sgd", show_default=True,
+              type=click.Choice(["none", "sgd", "adam"]),
+              help="Optimizer state counted in the training-memory estimate.")
+@verbosity
+def summary(model: str, input_size: str | None, batch: int, depth: int | None, fmt: str,
+            num_classes: int | None, device: str, optimizer: str) -> None:
+    """Per-layer shapes, parameters, MACs/FLOPs, memory and receptive fields of MODEL.
+
+    MODEL is a registered name (see `cnnkit models`) or a `package.module:attr` path to a
+    module, a class or a factory function. The forward runs in eval mode; the conventions are
+    in docs/analyzer.md.
+    """
+    from cnnkit.analysis import analyze
+
+    kwargs = {"num_classes": num_classes} if num_classes else {}
+    size = parse_size(input_size) if input_size is not None else None
+    if ":" in model:
+        if size is None:
+            raise InputSizeError("--input is required for a module:attr model, e.g. 3x224x224")
+    else:
+        from cnnkit.models import get_info
+
+        default = get_info(model).input_size
+        size = default if size is None else size
+        if len(size) != len(default):
+            raise InputSizeError(f"--input: {model} takes {len(default)} sizes like "
+                                 f"{'x'.join(map(str, default))}; got {input_size!r}")
+    net = _build_for(model, device, kwargs)
+    report = analyze(net, size, batch_size=batch, device=device, name=model, optimizer=optimizer)
+    click.echo(report.format(fmt, depth=depth))
+
+
+def _build_for(model: str, device: str, kwargs: dict):
+    """Build on the meta device when analysing there (no memory, no init time); fall back to
+    an ordinary build for a builder that cannot run on meta."""
+    import torch
+
+    if device == "meta":
+        try:
+            with torch.device("meta"):
+                return resolve_model(model, **kwargs)
+        except CnnkitError:
+            raise
+        except Exception:  # noqa: BLE001  (e.g. an init that reads values); build normally
+            pass
+    return resolve_model(model, **kwargs)
+
+
+@click.command("models")
+@click.option("--task", default=None, type=click.Choice(list(TASK_KINDS)),
+              help="Only the models of one task kind.")
+@click.option("--pattern", default=None, help="Glob on names, e.g. 'resnet*'.")
+@click.option("--format", "fmt", default="table", show_default=True,
+              type=click.Choice(["table", "markdown", "csv"]), help="Output format.")
+@click.option("--features", is_flag=True,
+              help="Add the feature maps each model exposes as a backbone (stride:channels).")
+@verbosity
+def models_cmd(task: str | None, pattern: str | None, fmt: str, features: bool) -> None:
+    """List the registered models with their paper, input size and parameter count."""
+    from cnnkit.models import feature_info, get_info, list_models
+    from cnnkit.textfmt import csv_table, markdown_table, text_table
+
+    headers = ["name", "task", "params", "input", "year", "paper"]
+    right = [False, False, True, False, True, False]
+    rows = []
+    for name in list_models(task=task, pattern=pattern):
+        info = get_info(name)
+        rows.append([name, info.task, f"{info.num_params:,}",
+                     "x".join(map(str, info.input_size)), info.year, info.paper])
+        if features:
+            rows[-1].insert(4, " ".join(f"{s.stride}:{s.channels}" for s in feature_info(name)))
+    if features:
+        headers.insert(4, "features (stride:channels)")
+        right.insert(4, False)
+    table = {"table": lambda: text_table(headers, rows, right),
+             "markdown": lambda: markdown_table(headers, rows, right),
+             "csv": lambda: csv_table(headers, rows)}[fmt]()
+    click.echo(table)
+
+
+COMMANDS = [summary, models_cmd]

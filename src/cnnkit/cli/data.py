@@ -1,0 +1,68 @@
+"""``cnnkit data stats``: what a dataset holds, for any kind of the catalog."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cnnkit.cli.options import verbosity
+from cnnkit.data.datasets.catalog import DATASET_KINDS, DatasetOptions
+from cnnkit.errors import CnnkitError
+
+
+@click.group()
+def data() -> None:
+    """Inspect datasets read from local files."""
+
+
+@data.command("stats")
+@click.argument("kind", type=click.Choice(list(DATASET_KINDS)))
+@click.argument("root", required=False)
+@click.option("--split", default=None, help="A split of the kind (idx: train/test; camvid: "
+              "train/val/test; folders, segmentation: a sub-folder of ROOT; synthetic: "
+              "train/val/test). Kinds without splits are read whole.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option("--num-classes", default=None, type=click.IntRange(min=1),
+              help="segmentation: number of classes of the index masks.")
+@click.option("--mask-values", default=None, help="segmentation: stored mask values in class "
+              "order, e.g. 0,255 for black/white masks.")
+@click.option("--images", default=None, help="coco-keypoints: the image folder.")
+@click.option("--num-samples", default=64, show_default=True, type=click.IntRange(min=1),
+              help="synthetic: number of samples.")
+@click.option("--seed", default=0, show_default=True, help="synthetic: the seed.")
+@click.option("--no-mean-std", is_flag=True, help="Skip the per-channel mean/std (reads no images).")
+@verbosity
+def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
+               num_classes: int | None, mask_values: str | None, images: str | None,
+               num_samples: int, seed: int, no_mean_std: bool) -> None:
+    """Class (or pixel) counts, image sizes, mean/std and class weights of a dataset.
+
+    KIND is the file layout (the dataset catalog); ROOT its folder or file (not needed for
+    synthetic).
+    """
+    from cnnkit.data.datasets.catalog import open_dataset
+    from cnnkit.data.stats import dataset_stats
+
+    values = None
+    if mask_values is not None:
+        try:
+            values = [int(v) for v in mask_values.split(",")]
+        except ValueError:
+            raise CnnkitError(f"--mask-values: expected integers like 0,255; got "
+                              f"{mask_values!r}") from None
+    options = DatasetOptions(num_classes=num_classes, mask_values=values, images=images,
+                             num_samples=num_samples, val_samples=num_samples, seed=seed,
+                             void_to_ignore=False)  # the data as stored: void pixels counted
+    dataset = open_dataset(kind, root, split, options)
+    stats = dataset_stats(dataset, with_mean_std=not no_mean_std)
+    if as_json:
+        click.echo(json.dumps(stats, indent=1))
+        return
+    for key, value in stats.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items())
+        click.echo(f"{key}: {value}")
+
+
+COMMANDS = [data]

@@ -1,0 +1,119 @@
+"""Evaluation of a trained model on a dataset, as validation computed it during training.
+
+:func:`evaluate_model` runs the task's metric over a whole dataset (under the run's mixed
+precision and memory format), writes ``eval.json`` (or ``eval_<tta>.json``), pictures of a few
+predictions next to the truth, and the report. :func:`evaluate_run` does the same for a run
+folder from its inference spec: the class names come from the spec, so the data can sit under
+another root (``data_root``), or be another split, than the one the run was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnkit.config import RunConfig, load_config
+from cnnkit.data.batch import collate_samples, to_device
+from cnnkit.engine import evaluate, make_loader
+from cnnkit.engine.devices import resolve_amp, resolve_device
+from cnnkit.errors import CnnkitError
+from cnnkit.inference import FlipTTA
+from cnnkit.runs.data import build_dataset
+from cnnkit.runs.folder import RunFolder
+from cnnkit.runs.report import write_report
+from cnnkit.tasks import Task
+from cnnkit.viz import to_pil
+
+SAMPLE_PANELS = 8
+TTA_MODES = ("flip",)
+
+
+def read_config(folder: RunFolder, overrides: list[str] | tuple[str, ...] = (),
+                data_root: str | Path | None = None) -> RunConfig:
+    """The run's resolved configuration with ``overrides`` (and ``data.root``) applied."""
+    if not folder.config.is_file():
+        raise CnnkitError(f"{folder.path} is not a run folder: {folder.config} does not exist")
+    extra = list(overrides) + ([f"data.root={Path(data_root)}"] if data_root else [])
+    return load_config(folder.config, extra)
+
+
+def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder,
+                   config: RunConfig, *, checkpoint: Path, split: str = "val",
+                   tta: str | None = None) -> dict[str, Any]:
+    """Metrics of ``model`` on ``dataset``; writes the evaluation record, sample pictures and
+    the report into ``folder``. Evaluation uses the run's device, ``train.amp`` and
+    ``train.channels_last``, so its figures are those validation gave during training."""
+    if tta not in (None, *TTA_MODES):
+        raise CnnkitError(f"tta must be one of {', '.join(TTA_MODES)} (or none); got {tta!r}")
+    device = resolve_device(config.train.device)
+    model = model.to(device).eval()
+    if config.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    loader = make_loader(dataset, config.data.eval_batch_size or config.data.batch_size,
+                         train=False, num_workers=config.data.workers)
+    measured = model if tta is None else FlipTTA(model, task)
+    metric = task.new_metric()
+    figures = evaluate(measured, task, loader, device=device, metric=metric,
+                       amp_dtype=resolve_amp(config.train.amp, device),
+                       channels_last=config.train.channels_last)
+    confusion = getattr(metric, "confusion", None)
+    record = {"checkpoint": str(checkpoint), "split": split, "tta": tta, "metrics": figures,
+              "class_names": getattr(task, "class_names", None),
+              "confusion": None if confusion is None else confusion.tolist()}
+    path = folder.evaluation(tta)
+    path.write_text(json.dumps(record, indent=2, allow_nan=True))
+    result = {"metrics": figures, "record": str(path), "checkpoint": str(checkpoint)}
+    if tta is None:
+        write_samples(model, task, dataset, folder, config, device)
+        result["report"] = str(write_report(folder, title=config.name,
+                                            higher_is_better=task.higher_is_better_for))
+    return result
+
+
+def write_samples(model: nn.Module, task: Task, dataset: Any, folder: RunFolder,
+                  config: RunConfig, device: torch.device) -> None:
+    """Pictures of the first samples: the truth next to the prediction, drawn by the task."""
+    folder.samples.mkdir(parents=True, exist_ok=True)
+    count = min(SAMPLE_PANELS, len(dataset))
+    if count == 0:
+        return
+    batch = to_device(collate_samples([dataset[i] for i in range(count)]), device)
+    with torch.no_grad():
+        output = model(batch["image"])
+    predictions = task.decode_in_input(output, batch)
+    targets = task.targets(batch)
+    mean, std = _normalization(config)
+    scale = max(1, 192 // min(batch["image"].shape[-2:]))  # small images drawn larger
+    for i in range(count):
+        image = to_pil(batch["image"][i].float().cpu(), mean, std)
+        task.draw(image, targets[i], predictions[i], scale=scale).save(
+            folder.samples / f"sample_{i:02d}.png")
+
+
+def _normalization(config: RunConfig) -> tuple[Any, Any]:
+    for entry in config.data.eval_transforms:
+        if isinstance(entry, dict) and "Normalize" in entry:
+            params = entry["Normalize"] or {}
+            return params.get("mean"), params.get("std")
+    return None, None
+
+
+def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
+                 split: str = "val", data_root: str | Path | None = None,
+                 overrides: list[str] | tuple[str, ...] = (),
+                 tta: str | None = None) -> dict[str, Any]:
+    """Metrics of ``checkpoint`` (default: the run's best) on ``split`` of the run's data (under
+    ``data_root`` when given); writes ``eval.json`` (``eval_<tta>.json`` with TTA), samples and
+    ``report.html`` into the run folder."""
+    from cnnkit.runs.predict import load_run
+
+    folder = RunFolder(run_dir).require()
+    config = read_config(folder, overrides, data_root)
+    run = load_run(folder, checkpoint, device=config.train.device)
+    dataset = build_dataset(config.data, split, train=False, seed=config.train.seed)
+    return evaluate_model(run.model, run.task, dataset, folder, config,
+                          checkpoint=run.checkpoint, split=split, tta=tta)

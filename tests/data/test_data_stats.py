@@ -1,0 +1,85 @@
+"""Statistics and the `cnnkit data stats` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from helpers.data import need_data
+
+from cnnkit.cli import cli
+from cnnkit.data.stats import (dataset_stats, mean_std, median_frequency_weights,
+                               pixel_counts)
+from cnnkit.data.synthetic import SyntheticShapes
+
+
+class Masks:
+    def __init__(self, masks):
+        self._masks = masks
+
+    def __len__(self):
+        return len(self._masks)
+
+    def masks(self):
+        return iter(self._masks)
+
+
+def test_median_frequency_weights_by_hand() -> None:
+    # image A (4 px): 3 x class 0, 1 x class 1; image B (4 px): 2 x class 1, 2 x ignore
+    data = Masks([torch.tensor([[0, 0], [0, 1]]), torch.tensor([[1, 1], [255, 255]])])
+    counts = pixel_counts(data, 3)
+    assert counts["counts"].tolist() == [3, 3, 0] and counts["ignored"] == 2
+    assert counts["image_pixels"].tolist() == [4, 8, 0] and counts["images"].tolist() == [1, 2, 0]
+    # freq 0 = 3/4, freq 1 = 3/8, median = 9/16 -> weights 0.75, 1.5; absent class -> 0
+    assert median_frequency_weights(counts["counts"], counts["image_pixels"]) == \
+        pytest.approx([0.75, 1.5, 0.0])
+    assert median_frequency_weights([3, 3, 5], [4, 8, 8], exclude=[2]) == pytest.approx([0.75, 1.5, 0])
+
+
+def test_mean_std_matches_torch() -> None:
+    data = SyntheticShapes(4, 32, seed=2)
+    images = torch.stack([data[i].image for i in range(4)]).double()
+    mean, std = mean_std(data)
+    assert mean == pytest.approx(images.mean((0, 2, 3)).tolist(), abs=1e-6)
+    assert std == pytest.approx(images.std((0, 2, 3), unbiased=False).tolist(), abs=1e-6)
+
+
+def test_stats_of_synthetic() -> None:
+    stats = dataset_stats(SyntheticShapes(6, 32, seed=0), with_mean_std=False)
+    assert stats["num_samples"] == 6 and stats["num_classes"] == 4
+    assert sum(stats["class_counts"].values()) == 6 * 32 * 32
+    assert stats["image_sizes"] == {"32x32": 6}
+
+
+def test_cli_stats_json_synthetic() -> None:
+    result = CliRunner().invoke(cli, ["data", "stats", "synthetic", "--num-samples", "5",
+                                      "--json", "--no-mean-std"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    direct = dataset_stats(SyntheticShapes(5, seed=0), with_mean_std=False)
+    assert stats["num_samples"] == 5 and stats["num_classes"] == 4
+    assert stats["class_counts"] == direct["class_counts"]
+
+
+def test_cli_stats_json_camvid() -> None:
+    root = need_data("camvid")
+    result = CliRunner().invoke(cli, ["data", "stats", "camvid", str(root), "--split", "val",
+                                      "--json", "--no-mean-std"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.output)
+    assert stats["num_samples"] == 101 and stats["num_classes"] == 12
+    assert sum(stats["class_counts"].values()) == 101 * 480 * 360
+    assert stats["class_counts"]["11"] == 297271  # void pixels in val (measured)
+    assert stats["median_frequency_weights"][11] == 0.0  # void takes no weight
+
+
+def test_cli_unknown_root_is_one_line_error(tmp_path, capsys) -> None:
+    from cnnkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "stats", "camvid", str(tmp_path / "none")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'none'}: not found (the root "
+                                               "of the camvid data)")
