@@ -85,7 +85,7 @@ def write_samples(model: nn.Module, task: Task, dataset: Any, folder: RunFolder,
     with torch.no_grad():
         output = model(batch["image"])
     predictions = task.decode_in_input(output, batch)
-    targets = task.targets(batch)
+    targets = task.ground_truth(batch)
     mean, std = _normalization(config)
     scale = max(1, 192 // min(batch["image"].shape[-2:]))  # small images drawn larger
     for i in range(count):

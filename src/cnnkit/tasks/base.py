@@ -146,7 +146,7 @@ class Task(ABC):
         """Per-sample predictions in the coordinates of the network input (for pictures)."""
         return self.decode(output, batch)
 
-    def targets(self, batch: Batch) -> list[dict[str, Any]]:
+    def ground_truth(self, batch: Batch) -> list[dict[str, Any]]:
         """Per-sample ground truth in the coordinates of the network input (for pictures)."""
         keys = [k for k in ("label", "mask", "keypoints", "visible", "boxes") if k in batch]
         return [{k: batch[k][i].cpu() for k in keys} for i in range(batch["image"].shape[0])]

@@ -1,0 +1,55 @@
+"""Every kind of run trains, writes its pictures, and comes back with ``load_run`` ready to
+predict, without dispatching on its kind anywhere outside the tasks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import cnnkit
+from cnnkit.config import load_config
+from cnnkit.runs import RunFolder, train
+
+TINY = ["data.kind=synthetic", "data.num_samples=16", "data.val_samples=8", "data.size=32",
+        "data.batch_size=8", "data.workers=0", "train.epochs=1", "model.in_channels=3"]
+RUNS = {
+    "classification": ["model.name=vgg_small_s", "model.num_classes=3",
+                       "task.kind=classification"],
+    "keypoints-heatmap": ["model.name=heatmap_unet", "model.num_classes=4",
+                          "model.options={base_width: 4, depth: 2, output_stride: 2}",
+                          "task.kind=keypoints-heatmap",
+                          "data.eval_transforms=[{HeatmapTarget: {stride: 2}}]",
+                          "data.train_transforms=[{HeatmapTarget: {stride: 2}}]"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RUNS))
+def test_a_run_of_each_kind_trains_draws_and_predicts(kind, tmp_path) -> None:
+    config = load_config(None, TINY + RUNS[kind] + [f"train.run_dir={tmp_path / kind}"])
+    result = train(config, quiet=True)
+    folder = RunFolder(tmp_path / kind)
+    assert len(list(folder.samples.glob("*.png"))) == 8 and folder.report.is_file()
+    record = json.loads(folder.evaluation().read_text())
+    assert record["metrics"] == pytest.approx(result["metrics"], nan_ok=True)
+    run = cnnkit.load_run(folder.path)
+    image = torch.rand(3, 40, 48)  # another size than the training images
+    prediction = run.predict(image)[0]
+    if kind == "classification":
+        assert run.meta["class_names"] == ["circle", "square", "triangle"]
+        assert prediction["class_name"] in run.meta["class_names"]
+        assert len(prediction["probabilities"]) == 3
+    else:
+        assert run.meta["keypoint_names"] == ["top", "left", "right", "centre"]
+        assert run.meta["flip_pairs"] == [[1, 2]]
+        assert len(prediction["keypoints"]) == 4
+
+
+def test_flip_tta_evaluates_a_keypoint_run_with_its_left_right_pairs(tmp_path) -> None:
+    config = load_config(None, TINY + RUNS["keypoints-heatmap"]
+                         + [f"train.run_dir={tmp_path / 'kp'}"])
+    train(config, quiet=True)
+    result = cnnkit.runs.evaluate_run(tmp_path / "kp", tta="flip")
+    assert json.loads((tmp_path / "kp" / "eval_flip.json").read_text())["tta"] == "flip"
+    assert 0.0 <= result["metrics"]["pck"] <= 1.0
