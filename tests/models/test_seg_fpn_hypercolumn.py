@@ -26,8 +26,8 @@ def test_headless_backbones_drop_pool_and_classifier() -> None:
     assert [n for n, _ in vgg.named_children()] == ["features"]
     assert n_params(vgg) == 14_714_688
     assert "fc" not in dict(wrn.named_children()) and "layer3" in dict(wrn.named_children())
-    with pytest.raises(TypeError, match="output_stride"):
-        headless_backbone("vgg16", output_stride=8)
+    with pytest.raises(TypeError, match="output_stride"):  # (VGG takes it: dilated pools)
+        headless_backbone("wrn16_8", output_stride=8)
 
 
 def test_fpn_resnet50_counts_and_pyramid() -> None:

@@ -18,12 +18,32 @@ by the summed weights: ``out(p) = sum_t w_t(p) f_t(p) / sum_t w_t(p)``.
 Memory: the accumulators have the size of the padded output (N x classes x H' x W'), the only
 full-resolution tensors; the model sees at most ``batch_size`` windows of every image at a
 time (a batch of ``batch_size * N``), and the windows are cut as they are needed.
+
+Blending is not exact near seams. :func:`exact_tiled_inference` is, for fully convolutional
+networks whose output has the input's size: output pixel ``x`` depends only on the inputs
+``x - halo .. x + halo`` (its receptive field, padding positions included), so a tile's output
+is the whole pass's wherever that field lies inside the tile, if the tile sees the image as the
+whole pass does. Tiles are crops, never padded (at an image border every layer then pads its
+own input as in the whole pass; padding the image would feed deeper layers the activations of
+zeros instead); tile origins are multiples of the total stride ``S`` (so every pooled or strided
+map of a tile is a crop of the whole pass's map); neighbours overlap by at least ``2 * halo``
+and each keeps its output up to the middle of the overlap; the last tile ends at the border (its
+origin is the largest multiple of ``S`` leaving ``tile`` pixels, so it may be up to ``S - 1``
+longer). ``halo`` and ``S`` come from cnnkit's analyzer (:func:`tiling_geometry`: the largest
+distance from an output pixel to its field's edge over all output phases; the lcm of all
+layers' jumps) or are given. Each output then comes from the same inputs through the same
+operations; floats agree to rounding only, since a BLAS product rounds an output column
+differently depending on the matrix width (MKL's dgemm does), and bit for bit with exact
+arithmetic (integer weights and inputs in float64). Use eval mode; models with an image-level
+(global pooling) branch are refused.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import torch
@@ -142,3 +162,109 @@ def sliding_window_inference(model: Model, images: torch.Tensor,
     assert output is not None and weights is not None
     crop = (slice(margin_h, margin_h + height), slice(margin_w, margin_w + width))
     return output[..., crop[0], crop[1]] / weights[crop[0], crop[1]]
+
+
+@dataclass(frozen=True)
+class TilingGeometry:
+    """``halo``: (rows, columns) of context every output pixel needs on each side; ``stride``:
+    what tile origins must be multiples of."""
+
+    halo: tuple[int, int]
+    stride: int
+
+
+def tiling_geometry(model: torch.nn.Module, input_size: tuple[int, int, int]) -> TilingGeometry:
+    """Receptive-field radius and total stride of ``model`` from cnnkit's analyzer, for inputs
+    of ``input_size`` (C, H, W); see the module docstring."""
+    from cnnkit.analysis import analyze
+
+    report = analyze(model, input_size)
+    field = report.output_field
+    if field is None or field.dims is None or len(field.dims) != 2:
+        note = field.note if field is not None else "no field"
+        raise ArgumentError(f"the analyzer found no receptive field for this model ({note}); "
+                            "pass halo and stride to exact_tiled_inference")
+    halo = []
+    for axis in field.dims:
+        if axis.jump != 1 or axis.fixed is not None:
+            raise ArgumentError("exact tiling needs a fully convolutional model whose output has "
+                                "the input's resolution and no image-level (global) branch")
+        regions = [(o, axis.bounds(o)) for o in range(axis.period)]
+        halo.append(max(math.ceil(max(o - r[0], r[1] - o)) for o, r in regions if r))
+    jumps = {a.jump.numerator for row in report.layers if row.field is not None
+             and row.field.dims for a in row.field.dims if a.jump > 0}
+    return TilingGeometry((halo[0], halo[1]), math.lcm(*jumps))
+
+
+def _exact_plan(length: int, tile: int, halo: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """(origin, size, keep_from, keep_to) of the tiles along one dimension."""
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = (tile - 2 * halo) // stride * stride
+    if step < 1:
+        raise ArgumentError(f"tile must be >= 2 * halo + stride = {2 * halo + stride} pixels for "
+                            f"exact tiling (halo {halo}, stride {stride}); got {tile}")
+    origins = list(range(0, length - tile, step))
+    last = (length - tile) // stride * stride
+    origins = [o for o in origins if o != last] + [last]
+    sizes = [tile] * (len(origins) - 1) + [length - last]
+    cuts = [0] + [(here + tile + nxt) // 2 for here, nxt in pairwise(origins)] + [length]
+    return [(o, n, lo, hi) for o, n, lo, hi in zip(origins, sizes, cuts, cuts[1:])]
+
+
+@torch.no_grad()
+def exact_tiled_inference(model: Model, images: torch.Tensor, tile: int | tuple[int, int], *,
+                          halo: int | tuple[int, int] | None = None, stride: int | None = None,
+                          batch_size: int = 4) -> torch.Tensor:
+    """Logits (N x classes x H x W) of ``images`` tile by tile, equal to ``model(images)``.
+
+    ``tile``: tile size (int or (height, width)), a multiple of ``stride``; ``halo`` (pixels of
+    context per side) and ``stride`` (total stride of the network) default to the analyzer's
+    (:func:`tiling_geometry`, which needs ``model`` to be an ``nn.Module``); ``batch_size``:
+    tiles per model call (per image). See the module docstring for the construction.
+    """
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ArgumentError(f"images must be an N x C x H x W batch; got {shape}")
+    tile_hw = _pair(tile, "tile")
+    if batch_size < 1:
+        raise ArgumentError(f"batch_size must be >= 1; got {batch_size}")
+    if halo is None or stride is None:
+        if not isinstance(model, torch.nn.Module):
+            raise ArgumentError("pass halo and stride, or a model that is an nn.Module (the "
+                                "analyzer reads them from it)")
+        geometry = tiling_geometry(model, (images.shape[1], *tile_hw))
+        halo = geometry.halo if halo is None else halo
+        stride = geometry.stride if stride is None else stride
+    halo_hw = _pair(halo, "halo")
+    if not isinstance(stride, int) or stride < 1 or min(halo_hw) < 0:
+        raise ArgumentError(f"stride must be an int >= 1 and halo >= 0; got {stride}, {halo_hw}")
+    if any(t < 1 or t % stride for t in tile_hw):
+        raise ArgumentError(f"tile must be a positive multiple of the network's stride {stride}; "
+                            f"got {tile_hw}")
+    n, _, height, width = images.shape
+    plans = [_exact_plan(size, t, h, stride)
+             for size, t, h in zip((height, width), tile_hw, halo_hw)]
+    groups: dict[tuple[int, int], list[tuple]] = {}
+    for row in plans[0]:
+        for col in plans[1]:
+            groups.setdefault((row[1], col[1]), []).append((row, col))
+    output = None
+    for (tile_h, tile_w), tiles in groups.items():
+        for first in range(0, len(tiles), batch_size):
+            part = tiles[first:first + batch_size]
+            batch = torch.cat([images[..., r[0]:r[0] + tile_h, c[0]:c[0] + tile_w]
+                               for r, c in part])
+            logits = model(batch)
+            if logits.dim() != 4 or tuple(logits.shape[-2:]) != (tile_h, tile_w):
+                raise ArgumentError(f"exact tiling needs outputs of the input's size: the model "
+                                    f"returned {tuple(logits.shape)} for tiles of "
+                                    f"{(tile_h, tile_w)}")
+            if output is None:
+                output = logits.new_empty(n, logits.shape[1], height, width)
+            for index, ((top, _, r_lo, r_hi), (left, _, c_lo, c_hi)) in enumerate(part):
+                output[..., r_lo:r_hi, c_lo:c_hi] = logits[index * n:(index + 1) * n, :,
+                                                           r_lo - top:r_hi - top,
+                                                           c_lo - left:c_hi - left]
+    assert output is not None
+    return output

@@ -17,6 +17,11 @@ the parameter-free identity that subsamples and pads the new channels with zeros
 (:func:`projection_shortcut`) is a strided 1x1 convolution followed by batch norm (the batch norm
 follows torchvision; the paper only says "projection"). Module and parameter names follow
 torchvision (``conv1``, ``bn1``, ..., ``downsample.0``/``.1``) so its checkpoints load.
+
+``residual=False`` removes the shortcut altogether (no identity, no projection, no addition):
+the "plain" block of the paper's degradation experiment (sections 4.1 and 4.2). ``norm``
+("batch" by default, or "group", "layer", "instance"; :func:`cnnkit.layers.norm.make_norm`)
+chooses the normalisation after each convolution; the modules keep the names ``bn1``, ``bn2``.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.layers.norm import make_norm
 from cnnkit.layers.squeeze_excite import SqueezeExcite
 from cnnkit.errors import ArgumentError
+
+SHORTCUTS = ("A", "B", "none")
 
 
 def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1,
@@ -61,23 +69,35 @@ class ZeroPadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
 
-def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+def projection_shortcut(in_channels: int, out_channels: int, stride: int, *,
+                        norm: str = "batch") -> nn.Sequential:
     """Option B shortcut: strided 1x1 convolution + batch norm (torchvision's ``downsample``)."""
-    return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
+    return nn.Sequential(conv1x1(in_channels, out_channels, stride),
+                         make_norm(norm, out_channels))
 
 
-def make_shortcut(kind: str, in_channels: int, out_channels: int,
-                  stride: int) -> nn.Module | None:
-    """The shortcut of one block: ``None`` (identity) when the shape does not change, else
-    option ``"A"`` (zero padding) or ``"B"`` (projection)."""
-    if kind not in ("A", "B"):
-        raise ArgumentError(f"shortcut must be 'A' (zero-padded identity) or 'B' (1x1 projection); "
-                         f"got {kind!r}")
-    if stride == 1 and in_channels == out_channels:
+def check_shortcut(kind: str) -> None:
+    if kind not in SHORTCUTS:
+        raise ArgumentError(f"shortcut must be 'A' (zero-padded identity), 'B' (1x1 projection) "
+                            f"or 'none' (plain network, no shortcut); got {kind!r}")
+
+
+def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, *,
+                  norm: str = "batch") -> nn.Module | None:
+    """The shortcut of one block: ``None`` for the identity (the shape does not change) and for
+    ``"none"`` (no shortcut: build the block with ``residual=False``), else option ``"A"``
+    (zero padding) or ``"B"`` (projection with a ``norm`` layer)."""
+    check_shortcut(kind)
+    if kind == "none" or (stride == 1 and in_channels == out_channels):
         return None
     if kind == "A":
         return ZeroPadShortcut(in_channels, out_channels, stride)
-    return projection_shortcut(in_channels, out_channels, stride)
+    return projection_shortcut(in_channels, out_channels, stride, norm=norm)
+
+
+def _check_plain(residual: bool, downsample: nn.Module | None) -> None:
+    if not residual and downsample is not None:
+        raise ArgumentError("a block with residual=False has no shortcut: downsample must be None")
 
 
 class BasicBlock(nn.Module):
@@ -85,21 +105,25 @@ class BasicBlock(nn.Module):
 
     ``first_dilation`` (default ``dilation``) is the dilation of the first, possibly strided,
     convolution: the first block of a dilated stage keeps the previous stage's dilation there.
+    ``residual=False``: the plain block, ReLU(BN(conv(ReLU(BN(conv(x)))))) without the addition.
     """
 
     expansion = 1
 
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None, *, dilation: int = 1,
-                 first_dilation: int | None = None, se_reduction: int | None = None) -> None:
+                 first_dilation: int | None = None, se_reduction: int | None = None,
+                 residual: bool = True, norm: str = "batch") -> None:
         super().__init__()
+        _check_plain(residual, downsample)
         self.conv1 = conv3x3(in_channels, planes, stride, dilation=first_dilation or dilation)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = make_norm(norm, planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes, dilation=dilation)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = make_norm(norm, planes)
         self.se = SqueezeExcite(planes, se_reduction) if se_reduction else None
         self.downsample = downsample
+        self.residual = residual
 
     def zero_init_last(self) -> None:
         """Zero the last BN's gamma: the residual branch starts at zero (Goyal et al., 2017)."""
@@ -110,6 +134,8 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.se is not None:
             out = self.se(out)
+        if not self.residual:
+            return self.relu(out)
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
 
@@ -124,6 +150,7 @@ class Bottleneck(nn.Module):
     By default the stride is in the 3x3 convolution (torchvision's "ResNet v1.5");
     ``stride_in_1x1=True`` puts it in the first 1x1 convolution as in the original paper and
     its Caffe models. The 3x3 convolution uses ``first_dilation`` (default ``dilation``).
+    ``residual=False`` drops the shortcut and the addition (a plain bottleneck).
     """
 
     expansion = 4
@@ -131,20 +158,23 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels: int, planes: int, stride: int = 1,
                  downsample: nn.Module | None = None, *, groups: int = 1, base_width: int = 64,
                  dilation: int = 1, first_dilation: int | None = None,
-                 stride_in_1x1: bool = False, se_reduction: int | None = None) -> None:
+                 stride_in_1x1: bool = False, se_reduction: int | None = None,
+                 residual: bool = True, norm: str = "batch") -> None:
         super().__init__()
+        _check_plain(residual, downsample)
         width = int(planes * (base_width / 64.0)) * groups
         out_channels = planes * self.expansion
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
         self.conv1 = conv1x1(in_channels, width, stride_1x1)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = make_norm(norm, width)
         self.conv2 = conv3x3(width, width, stride_3x3, groups, first_dilation or dilation)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.bn2 = make_norm(norm, width)
         self.conv3 = conv1x1(width, out_channels)
-        self.bn3 = nn.BatchNorm2d(out_channels)
+        self.bn3 = make_norm(norm, out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.se = SqueezeExcite(out_channels, se_reduction) if se_reduction else None
         self.downsample = downsample
+        self.residual = residual
 
     def zero_init_last(self) -> None:
         """Zero the last BN's gamma: the residual branch starts at zero (Goyal et al., 2017)."""
@@ -156,6 +186,8 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         if self.se is not None:
             out = self.se(out)
+        if not self.residual:
+            return self.relu(out)
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(out + identity)
 

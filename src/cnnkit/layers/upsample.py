@@ -133,6 +133,10 @@ def conv_transpose_as_conv(x: torch.Tensor, weight: torch.Tensor, *, stride: int
     return F.conv2d(dilated, rotated)
 
 
+Mode = Literal["nearest", "bilinear", "bicubic"]
+MODES = ("nearest", "bilinear", "bicubic")
+
+
 class Interpolate(nn.Module):
     """Parameter-free upsampling by ``factor`` with ``F.interpolate``.
 
@@ -140,17 +144,21 @@ class Interpolate(nn.Module):
     maps output pixel ``i`` to input coordinate ``(i + 0.5) / f - 0.5`` (the convention of
     FCN-style bilinear transposed convolutions and of torchvision's segmentation heads);
     ``align_corners=True`` maps the corner pixels onto each other (``i * (n - 1) / (fn - 1)``).
+    ``mode="bicubic"``: the same sampling positions, read through Keys' cubic convolution
+    kernel (a = -0.75, PyTorch's choice) on the 4 x 4 nearest inputs, indices clamped at the
+    borders; it can overshoot (values outside the input range near edges), which bilinear cannot.
     ``mode="nearest"`` repeats every pixel ``f x f`` times (nearest-neighbour unpooling).
     """
 
-    def __init__(self, factor: int = 2, mode: Literal["nearest", "bilinear"] = "bilinear", *,
+    def __init__(self, factor: int = 2, mode: Mode = "bilinear", *,
                  align_corners: bool = False) -> None:
         super().__init__()
         _check_factor(factor)
-        if mode not in ("nearest", "bilinear"):
-            raise ArgumentError(f"interpolation mode must be 'nearest' or 'bilinear'; got {mode!r}")
+        if mode not in MODES:
+            raise ArgumentError(f"interpolation mode must be one of {', '.join(map(repr, MODES))}; "
+                                f"got {mode!r}")
         self.factor, self.mode = factor, mode
-        self.align_corners = align_corners if mode == "bilinear" else None
+        self.align_corners = align_corners if mode != "nearest" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.interpolate(x, scale_factor=self.factor, mode=self.mode,
@@ -168,7 +176,7 @@ class UpsampleConv(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, factor: int = 2, *,
-                 mode: Literal["nearest", "bilinear"] = "bilinear", kernel_size: int = 3,
+                 mode: Mode = "bilinear", kernel_size: int = 3,
                  align_corners: bool = False, bias: bool = True) -> None:
         if kernel_size % 2 != 1:
             raise ArgumentError(f"UpsampleConv kernel_size must be odd (same padding); "

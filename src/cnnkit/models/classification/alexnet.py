@@ -1,7 +1,8 @@
 """AlexNet: Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional
-Neural Networks", NeurIPS 2012.
+Neural Networks", NeurIPS 2012; and ZFNet: Zeiler & Fergus, "Visualizing and Understanding
+Convolutional Networks", ECCV 2014.
 
-One builder, two configurations:
+One builder, three configurations (a table of layer sizes, :data:`ALEXNET_CONFIGS`):
 
 - ``"paper"`` (registered as ``alexnet_paper``): the 2012 network as usually drawn, with a
   227x227 input: conv1 96 11x11 stride 4 (-> 55x55), ReLU, local response normalisation
@@ -18,8 +19,24 @@ One builder, two configurations:
   state_dict keys and shapes are torchvision's. Layers keep PyTorch's default initialisation,
   as torchvision does.
 
-Both end with an adaptive 6x6 average pool (torchvision's; the identity at the default input
-size) so that inputs from 63x63 (torchvision) or 67x67 (paper) upwards work.
+- ``"zfnet"`` (registered as ``zfnet``): Zeiler & Fergus's network (their Figure 3), the
+  AlexNet that their visualisations led to: 224x224 input, conv1 96 7x7 stride 2 (-> 110x110)
+  instead of 11x11 stride 4, 3x3 stride-2 max pool (-> 55), contrast normalisation; conv2 256
+  5x5 stride 2 (-> 26), pool (-> 13), normalisation; conv3 384, conv4 384, conv5 256 (3x3 pad
+  1), pool (-> 6x6x256); fully connected 4096, 4096, 1000 with dropout 0.5; dense connections
+  (one GPU, ``groups=1``). Its 62,357,608 parameters equal the commonly published figure (the
+  same layers as ``alexnet_paper`` with ``groups=1``, minus the difference between 11x11 and
+  7x7 conv1 kernels: 62,378,344 - 96 * 3 * (121 - 49) = 62,357,608). The figure's sizes need
+  two choices the paper does not state: conv1 pads by 1 pixel ((224 + 2 - 7) // 2 + 1 = 110)
+  and the pools round up (Caffe's ceil mode: 110 -> 55, 26 -> 13); neither changes a count.
+  Differences: the "local contrast normalisation across feature maps" after pools 1 and 2 is
+  Krizhevsky et al.'s LRN with their constants (Zeiler & Fergus give none); weights start as
+  N(0, 0.01) (the paper: "initialized to 10^-2") with zero biases; the paper's renormalisation
+  of conv filters whose RMS exceeds 0.1 is a training step, not built here.
+
+All end with an adaptive 6x6 average pool (torchvision's; the identity at the default input
+size) so that inputs from 63x63 (torchvision), 47x47 (ZFNet, whose ceil-mode pools accept
+partial windows) or 67x67 (paper) upwards work.
 """
 
 from __future__ import annotations
@@ -35,6 +52,8 @@ from cnnkit.models.registry import register
 
 PAPER = ("A. Krizhevsky, I. Sutskever, G. E. Hinton, ImageNet Classification with Deep "
          "Convolutional Neural Networks, NeurIPS 2012")
+ZF_PAPER = ("M. D. Zeiler, R. Fergus, Visualizing and Understanding Convolutional Networks, "
+            "ECCV 2014")
 
 
 def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.Module:
@@ -50,24 +69,36 @@ def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float =
 @dataclass(frozen=True)
 class AlexNetConfig:
     widths: tuple[int, int, int, int, int]  # conv1..conv5 output channels
-    conv1_padding: int
-    lrn: bool  # LRN after the ReLUs of conv1 and conv2
+    conv1: tuple[int, int, int]  # kernel, stride, padding
+    conv2: tuple[int, int, int]  # kernel, stride, padding
+    lrn: str | None  # "after_relu" (AlexNet), "after_pool" (ZFNet) in stages 1-2, or None
+    ceil_pools: bool  # round pool output sizes up (ZFNet's 110 -> 55 and 26 -> 13)
     dropout_first: bool  # True: Dropout, Linear, ReLU (torchvision); False: Linear, ReLU, Dropout
-    paper_init: bool
+    init_biases: tuple[float, ...] | None  # N(0, 0.01) weights and these biases for conv1..5,
+    #                                        fc6..8 (None: PyTorch's default initialisation)
     min_input: int  # smallest input side that leaves a 1x1 map after the last pool
 
 
 ALEXNET_CONFIGS = {
-    "paper": AlexNetConfig(widths=(96, 256, 384, 384, 256), conv1_padding=0, lrn=True,
-                           dropout_first=False, paper_init=True, min_input=67),
-    "torchvision": AlexNetConfig(widths=(64, 192, 384, 256, 256), conv1_padding=2, lrn=False,
-                                 dropout_first=True, paper_init=False, min_input=63),
+    "paper": AlexNetConfig(widths=(96, 256, 384, 384, 256), conv1=(11, 4, 0), conv2=(5, 1, 2),
+                           lrn="after_relu", ceil_pools=False, dropout_first=False,
+                           init_biases=(0, 1, 0, 1, 1, 1, 1, 0), min_input=67),
+    "torchvision": AlexNetConfig(widths=(64, 192, 384, 256, 256), conv1=(11, 4, 2),
+                                 conv2=(5, 1, 2), lrn=None, ceil_pools=False,
+                                 dropout_first=True, init_biases=None, min_input=63),
+    "zfnet": AlexNetConfig(widths=(96, 256, 384, 384, 256), conv1=(7, 2, 1), conv2=(5, 2, 0),
+                           lrn="after_pool", ceil_pools=True, dropout_first=False,
+                           init_biases=(0.0,) * 8, min_input=47),
 }
 GROUPED = (False, True, False, True, True)  # conv2, conv4, conv5 are split over the two GPUs
 
 
 class AlexNet(Classifier):
-    """AlexNet in the configuration ``config``; see the module docstring."""
+    """AlexNet (or ZFNet) in the configuration ``config``; see the module docstring.
+
+    ``feature_specs``: the last module before pool1 and before pool2, conv5's ReLU and pool5
+    (strides 4, 8, 16, 32 for AlexNet; 2, 8, 16, 32 for ZFNet).
+    """
 
     def __init__(self, config: str = "paper", *, groups: int = 1, num_classes: int = 1000,
                  in_channels: int = 3, dropout: float = 0.5) -> None:
@@ -82,22 +113,30 @@ class AlexNet(Classifier):
             raise ArgumentError(f"AlexNet groups must divide the channels {w} of the grouped "
                              f"convolutions (e.g. 1 or 2); got groups={groups}")
         require_positive(num_classes=num_classes, in_channels=in_channels)
-        self.min_input = cfg.min_input
+        self.config, self.min_input = cfg, cfg.min_input
         g = [groups if grouped else 1 for grouped in GROUPED]
-
-        def lrn() -> list[nn.Module]:
-            return [paper_lrn()] if cfg.lrn else []
-
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, w[0], 11, stride=4, padding=cfg.conv1_padding),
-            nn.ReLU(inplace=True), *lrn(), nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(w[0], w[1], 5, padding=2, groups=g[1]), nn.ReLU(inplace=True),
-            *lrn(), nn.MaxPool2d(3, stride=2),
-            nn.Conv2d(w[1], w[2], 3, padding=1, groups=g[2]), nn.ReLU(inplace=True),
-            nn.Conv2d(w[2], w[3], 3, padding=1, groups=g[3]), nn.ReLU(inplace=True),
-            nn.Conv2d(w[3], w[4], 3, padding=1, groups=g[4]), nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, stride=2),
-        ]
+        layers: list[nn.Module] = []
+        self.feature_specs = []
+        stride, stem_end = 1, 0
+        for index, (k, s, p) in enumerate((cfg.conv1, cfg.conv2)):  # stages 1 and 2
+            c_in = in_channels if index == 0 else w[0]
+            layers += [nn.Conv2d(c_in, w[index], k, stride=s, padding=p, groups=g[index]),
+                       nn.ReLU(inplace=True)]
+            stride *= s
+            if cfg.lrn == "after_relu":
+                layers.append(paper_lrn())
+            self.feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}", stride, w[index]))
+            layers.append(self._pool())
+            stride *= 2
+            if cfg.lrn == "after_pool":
+                layers.append(paper_lrn())
+            stem_end = stem_end or len(layers)
+        for index in (2, 3, 4):
+            layers += [nn.Conv2d(w[index - 1], w[index], 3, padding=1, groups=g[index]),
+                       nn.ReLU(inplace=True)]
+        self.feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}", stride, w[4]))
+        layers.append(self._pool())
+        self.feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}", 2 * stride, w[4]))
         self.features = nn.Sequential(*layers)
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         fc = [nn.Linear(w[4] * 6 * 6, 4096), nn.Linear(4096, 4096)]
@@ -108,37 +147,32 @@ class AlexNet(Classifier):
             hidden = [fc[0], nn.ReLU(inplace=True), nn.Dropout(dropout),
                       fc[1], nn.ReLU(inplace=True), nn.Dropout(dropout)]
         self.classifier = nn.Sequential(*hidden, nn.Linear(4096, num_classes))
-
-        first_pool = 3 if cfg.lrn else 2
-        pool2 = first_pool + (4 if cfg.lrn else 3)
-        last = len(layers) - 1
-        self.feature_specs = [
-            FeatureSpec(f"features.{first_pool - 1}", 4, w[0]),
-            FeatureSpec(f"features.{pool2 - 1}", 8, w[1]),
-            FeatureSpec(f"features.{last - 1}", 16, w[4]),
-            FeatureSpec(f"features.{last}", 32, w[4]),
-        ]
         self.classifier_names = ("classifier.6",)
         self.group_prefixes = {
-            "stem": tuple(f"features.{i}" for i in range(first_pool + 1)),
-            "stages": tuple(f"features.{i}" for i in range(first_pool + 1, len(layers))),
+            "stem": tuple(f"features.{i}" for i in range(stem_end)),
+            "stages": tuple(f"features.{i}" for i in range(stem_end, len(layers))),
             "head": ("classifier",),
         }
-        if cfg.paper_init and not self.classifier[6].weight.is_meta:  # meta holds no values
-            self._init_as_paper()
+        if cfg.init_biases is not None and not self.classifier[6].weight.is_meta:
+            self._init_as_paper(cfg.init_biases)  # (meta tensors hold no values)
 
-    def _init_as_paper(self) -> None:
-        """N(0, 0.01) weights; biases 1 in conv2, conv4, conv5 and the hidden fully connected
-        layers (to give the ReLUs positive inputs early on), 0 elsewhere (Section 5)."""
+    def _pool(self) -> nn.MaxPool2d:
+        return nn.MaxPool2d(3, stride=2, ceil_mode=self.config.ceil_pools)
+
+    def _init_as_paper(self, biases: tuple[float, ...]) -> None:
+        """N(0, 0.01) weights and the given biases. AlexNet (Section 5): biases 1 in conv2,
+        conv4, conv5 and the hidden fully connected layers (to give the ReLUs positive inputs
+        early on), 0 elsewhere; ZFNet (Section 3): biases 0."""
         convs = [m for m in self.features if isinstance(m, nn.Conv2d)]
         linears = [m for m in self.classifier if isinstance(m, nn.Linear)]
-        for i, m in enumerate(convs + linears):
+        for m, bias in zip(convs + linears, biases):
             nn.init.normal_(m.weight, 0.0, 0.01)
-            nn.init.constant_(m.bias, 1.0 if i in (1, 3, 4, 5, 6) else 0.0)
+            nn.init.constant_(m.bias, bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or min(x.shape[-2:]) < self.min_input:
-            raise InputSizeError(f"AlexNet takes (N, C, H, W) inputs with H, W >= "
+            name = "ZFNet" if self.config.lrn == "after_pool" else "AlexNet"
+            raise InputSizeError(f"{name} takes (N, C, H, W) inputs with H, W >= "
                                  f"{self.min_input}; got shape {tuple(x.shape)}")
         return self.features(x)
 
@@ -148,7 +182,8 @@ class AlexNet(Classifier):
 
 def alexnet(config: str = "paper", *, groups: int = 1, num_classes: int = 1000,
             in_channels: int = 3, dropout: float = 0.5) -> AlexNet:
-    """Build AlexNet (``config`` "paper" or "torchvision"; see the module docstring)."""
+    """Build AlexNet (``config`` "paper" or "torchvision") or ZFNet (``config`` "zfnet");
+    see the module docstring."""
     return AlexNet(config, groups=groups, num_classes=num_classes, in_channels=in_channels,
                    dropout=dropout)
 
@@ -163,3 +198,9 @@ register("alexnet", alexnet, task="classification", paper=PAPER, year=2012,
          reference="torchvision",
          notes=("torchvision's variant: 64-192-384-256-256 channels, no LRN, no groups, "
                 "padding 2 in conv1, adaptive 6x6 average pool"))
+register("zfnet", alexnet, task="classification", paper=ZF_PAPER, year=2014,
+         input_size=(3, 224, 224), num_params=62_357_608, config="zfnet", groups=1,
+         notes=("Figure 3 of the paper: conv1 7x7 stride 2 (padded by 1 to give 110x110), conv2 "
+                "5x5 stride 2, ceil-mode 3x3 pools, LRN after pools 1 and 2 (Krizhevsky's "
+                "constants), dense connections; adaptive 6x6 average pool added (identity at "
+                "224x224); the count equals the commonly published 62,357,608"))

@@ -19,6 +19,11 @@ Differences from the ResNet paper:
 - the stride of a downsampling bottleneck is in its 3x3 convolution (torchvision's "ResNet
   v1.5"); ``stride_in_1x1=True`` moves it to the first 1x1 convolution as in the paper;
 - shortcuts that change shape are projections (option B: 1x1 convolution + batch norm);
+  ``shortcut="A"`` gives the parameter-free zero-padded identity and ``shortcut="none"`` the
+  plain network of the degradation experiment (no shortcuts at all; ``plain18``/``plain34`` in
+  :mod:`cnnkit.models.classification.plain`);
+- ``norm`` ("batch", default, or "group", "layer", "instance"; :mod:`cnnkit.layers.norm`)
+  replaces every batch norm (the stem's, the blocks' and the projections'), names unchanged;
 - ``output_stride`` 16 or 8 replaces the strides of layer4 (16) or layer3 and layer4 (8) by
   dilation (Chen et al., DeepLab), the first block of a dilated stage keeping the previous
   dilation in its 3x3 convolution, as torchvision's ``replace_stride_with_dilation``;
@@ -34,7 +39,8 @@ from torch import nn
 
 from cnnkit.errors import ArgumentError, InputSizeError, require_positive
 from cnnkit.layers.init import init_weights
-from cnnkit.layers.residual import BasicBlock, Bottleneck, projection_shortcut
+from cnnkit.layers.norm import check_norm, make_norm
+from cnnkit.layers.residual import BasicBlock, Bottleneck, check_shortcut, make_shortcut
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
 
@@ -56,18 +62,25 @@ class ResNet(Classifier):
     def __init__(self, block: str = "bottleneck", depths: tuple[int, ...] = (3, 4, 6, 3), *,
                  groups: int = 1, width_per_group: int = 64, se_reduction: int | None = None,
                  num_classes: int = 1000, in_channels: int = 3, output_stride: int = 32,
-                 stride_in_1x1: bool = False, zero_init_residual: bool = False) -> None:
+                 stride_in_1x1: bool = False, zero_init_residual: bool = False,
+                 shortcut: str = "B", norm: str = "batch") -> None:
         super().__init__()
         _check_options(block, depths, groups, width_per_group, output_stride, stride_in_1x1,
                        num_classes, in_channels)
+        check_shortcut(shortcut)
+        check_norm(norm)
+        if zero_init_residual and shortcut == "none":
+            raise ArgumentError("zero_init_residual needs shortcuts: a plain block (shortcut="
+                                "'none') with a zeroed last norm outputs zeros; pass False")
         block_cls = BLOCKS[block]
-        block_options: dict = {"se_reduction": se_reduction}
+        block_options: dict = {"se_reduction": se_reduction, "residual": shortcut != "none",
+                               "norm": norm}
         if block_cls is Bottleneck:
             block_options.update(groups=groups, base_width=width_per_group,
                                  stride_in_1x1=stride_in_1x1)
 
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.bn1 = make_norm(norm, 64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.feature_specs = [FeatureSpec("relu", 2, 64)]
@@ -80,8 +93,7 @@ class ResNet(Classifier):
             if dilate[index]:
                 dilation, stride = dilation * stride, 1
             out_channels = planes * block_cls.expansion
-            downsample = (projection_shortcut(channels, out_channels, stride)
-                          if stride != 1 or channels != out_channels else None)
+            downsample = make_shortcut(shortcut, channels, out_channels, stride, norm=norm)
             blocks = [block_cls(channels, planes, stride, downsample, dilation=dilation,
                                 first_dilation=previous_dilation, **block_options)]
             blocks += [block_cls(out_channels, planes, dilation=dilation, **block_options)
@@ -142,12 +154,14 @@ def _check_options(block: str, depths: tuple[int, ...], groups: int, width_per_g
 def resnet(block: str = "bottleneck", depths: tuple[int, ...] = (3, 4, 6, 3), *,
            groups: int = 1, width_per_group: int = 64, se_reduction: int | None = None,
            num_classes: int = 1000, in_channels: int = 3, output_stride: int = 32,
-           stride_in_1x1: bool = False, zero_init_residual: bool = False) -> ResNet:
-    """Build a ResNet/ResNeXt/Wide/SE-ResNet; see the module docstring for every option."""
+           stride_in_1x1: bool = False, zero_init_residual: bool = False,
+           shortcut: str = "B", norm: str = "batch") -> ResNet:
+    """Build a ResNet/ResNeXt/Wide/SE-ResNet (or, with ``shortcut="none"``, its plain
+    counterpart); see the module docstring for every option."""
     return ResNet(block, tuple(depths), groups=groups, width_per_group=width_per_group,
                   se_reduction=se_reduction, num_classes=num_classes, in_channels=in_channels,
                   output_stride=output_stride, stride_in_1x1=stride_in_1x1,
-                  zero_init_residual=zero_init_residual)
+                  zero_init_residual=zero_init_residual, shortcut=shortcut, norm=norm)
 
 
 RESNET_PAPER = ("K. He, X. Zhang, S. Ren, J. Sun, Deep Residual Learning for Image Recognition, "

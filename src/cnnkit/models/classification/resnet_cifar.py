@@ -5,7 +5,11 @@
   32 and 64 filters on 32x32, 16x16 and 8x8 maps (6n+2 weighted layers), global average pooling
   and a 10-way fully connected layer. Shortcuts that change shape are option A (parameter-free
   zero-padded identity, the paper's choice for CIFAR, default) or option B (1x1 projection +
-  batch norm). Names ``resnet20_cifar`` .. ``resnet1202_cifar``.
+  batch norm). Names ``resnet20_cifar`` .. ``resnet1202_cifar``. ``shortcut="none"`` gives the
+  plain networks of section 4.2 (the same layers, no shortcuts; ``plain20_cifar`` ..
+  ``plain56_cifar`` in :mod:`cnnkit.models.classification.plain`), which have exactly as many
+  parameters as option A; ``norm`` ("batch", "group", "layer", "instance") replaces the batch
+  norms (:mod:`cnnkit.layers.norm`).
 - Wide ResNets: Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016: WRN-d-k with
   d = 6n+4, a 3x3 convolution with 16 filters, three stages of ``n`` pre-activation wide blocks
   with 16k, 32k and 64k filters, then BN-ReLU, global average pooling and a fully connected
@@ -28,6 +32,7 @@ import torch
 from torch import nn
 
 from cnnkit.errors import ArgumentError, InputSizeError, require_positive
+from cnnkit.layers.norm import check_norm, make_norm
 from cnnkit.layers.residual import BasicBlock, WideBasicBlock, conv3x3, make_shortcut
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.classification.resnet import init_resnet
@@ -45,25 +50,32 @@ def _check_input(model: str, x: torch.Tensor) -> None:
 
 
 class CifarResNet(Classifier):
-    """ResNet-(6n+2) of He et al. 2016, section 4.2; ``shortcut`` is ``"A"`` or ``"B"``."""
+    """ResNet-(6n+2) of He et al. 2016, section 4.2; ``shortcut`` is ``"A"``, ``"B"`` or
+    ``"none"`` (the plain network)."""
 
     def __init__(self, depth: int = 20, *, shortcut: str = "A", num_classes: int = 10,
-                 in_channels: int = 3, zero_init_residual: bool = False) -> None:
+                 in_channels: int = 3, zero_init_residual: bool = False,
+                 norm: str = "batch") -> None:
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ArgumentError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, "
                              f"110, 1202, ...); got {depth}")
         _check_common(num_classes, in_channels)
+        check_norm(norm)
+        if zero_init_residual and shortcut == "none":
+            raise ArgumentError("zero_init_residual needs shortcuts: a plain block (shortcut="
+                                "'none') with a zeroed last norm outputs zeros; pass False")
         blocks_per_stage = (depth - 2) // 6
         self.conv1 = conv3x3(in_channels, 16)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.bn1 = make_norm(norm, 16)
         self.relu = nn.ReLU(inplace=True)
         self.feature_specs = []
         channels = 16
+        options = {"residual": shortcut != "none", "norm": norm}
         for index, (width, stride) in enumerate(((16, 1), (32, 2), (64, 2))):
-            blocks = [BasicBlock(channels, width, stride,
-                                 make_shortcut(shortcut, channels, width, stride))]
-            blocks += [BasicBlock(width, width) for _ in range(1, blocks_per_stage)]
+            downsample = make_shortcut(shortcut, channels, width, stride, norm=norm)
+            blocks = [BasicBlock(channels, width, stride, downsample, **options)]
+            blocks += [BasicBlock(width, width, **options) for _ in range(1, blocks_per_stage)]
             setattr(self, f"layer{index + 1}", nn.Sequential(*blocks))
             self.feature_specs.append(FeatureSpec(f"layer{index + 1}", 2 ** index, width))
             channels = width
@@ -126,10 +138,13 @@ class WideResNet(Classifier):
 
 
 def resnet_cifar(depth: int = 20, *, shortcut: str = "A", num_classes: int = 10,
-                 in_channels: int = 3, zero_init_residual: bool = False) -> CifarResNet:
-    """Build the CIFAR ResNet with ``depth`` = 6n+2 layers (He et al. 2016, section 4.2)."""
+                 in_channels: int = 3, zero_init_residual: bool = False,
+                 norm: str = "batch") -> CifarResNet:
+    """Build the CIFAR ResNet with ``depth`` = 6n+2 layers (He et al. 2016, section 4.2), or
+    with ``shortcut="none"`` the plain network of the same depth."""
     return CifarResNet(depth, shortcut=shortcut, num_classes=num_classes,
-                       in_channels=in_channels, zero_init_residual=zero_init_residual)
+                       in_channels=in_channels, zero_init_residual=zero_init_residual,
+                       norm=norm)
 
 
 def wide_resnet(depth: int = 28, widen_factor: int = 10, *, dropout: float = 0.0,

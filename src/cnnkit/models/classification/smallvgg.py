@@ -8,6 +8,8 @@ global-average-pooled classifier with one hidden layer instead of two 4096-unit 
 decks' advice for a first network of one's own ("start by reusing a simplified AlexNet/VGG").
 
 A configuration is a table: convolution widths per stage, each stage ending in a max pool.
+``norm`` ("batch", default, or "group", "layer", "instance"; :mod:`cnnkit.layers.norm`) chooses
+the normalisation after every convolution.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from torch import nn
 
 from cnnkit.layers.init import init_weights
+from cnnkit.layers.norm import check_norm, make_norm
 from cnnkit.models.base import Classifier, FeatureSpec
 from cnnkit.models.registry import register
 from cnnkit.errors import ArgumentError, require_positive
@@ -39,16 +42,17 @@ class SmallVGG(Classifier):
     global average pool, dropout, linear ``hidden``, ReLU, dropout, linear ``num_classes``."""
 
     def __init__(self, stages: tuple[tuple[int, ...], ...], *, num_classes: int, in_channels: int,
-                 hidden: int, dropout: float) -> None:
+                 hidden: int, dropout: float, norm: str = "batch") -> None:
         super().__init__()
         require_positive(num_classes=num_classes, in_channels=in_channels)
+        check_norm(norm)
         layers: list[nn.Module] = []
         self.feature_specs = []
         channels = in_channels
         for stage, widths in enumerate(stages):
             for width in widths:
                 layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                           make_norm(norm, width), nn.ReLU(inplace=True)]
                 channels = width
             layers.append(nn.MaxPool2d(2))
             self.feature_specs.append(FeatureSpec(f"features.{len(layers) - 1}", 2 ** (stage + 1),
@@ -71,12 +75,12 @@ class SmallVGG(Classifier):
 
 
 def small_vgg(*, config: str = "s", num_classes: int = 10, in_channels: int = 3,
-              hidden: int = 256, dropout: float = 0.3) -> SmallVGG:
+              hidden: int = 256, dropout: float = 0.3, norm: str = "batch") -> SmallVGG:
     """A VGG-style network for small images from the configuration table ``CONFIGS``."""
     if config not in CONFIGS:
         raise ArgumentError(f"small VGG config must be one of {list(CONFIGS)}; got {config!r}")
     return SmallVGG(CONFIGS[config], num_classes=num_classes, in_channels=in_channels,
-                    hidden=hidden, dropout=dropout)
+                    hidden=hidden, dropout=dropout, norm=norm)
 
 
 _NOTES = ("not a network of the paper: VGG's 3x3/max-pool design with batch norm, three stages "

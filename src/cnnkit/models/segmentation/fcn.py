@@ -31,7 +31,15 @@ Choices and differences:
   the paper (``learn_final_upsampling=True`` trains it too). Transposed convolutions have no
   bias. Score layers start at zero, as in the paper; fc6/fc7 get He et al. initialisation (the
   paper starts them from the ImageNet classifier: use :func:`fcn_from_vgg_classifier`);
-- ``fc_channels`` (4096 in the paper) and ``config`` (VGG-16 = "D") can be changed.
+- ``fc_channels`` (4096 in the paper) and ``config`` (VGG-16 = "D") can be changed;
+- ``output_stride`` 16 or 8 (FCN-32s only; not in the paper): the VGG loses the stride of pool5
+  (16) or of pool4 and pool5 (8) by dilation, DeepLab v1's recipe (see
+  :mod:`cnnkit.models.classification.vgg`), fc6 becomes a 7x7 convolution with dilation 2 or 4,
+  and the final fixed bilinear upsampling is by 16 (``upscore16``, 32x32 kernel) or 8
+  (``upscore8``, 16x16). The same coordinate map gives the crops: fc6 cell ``i`` is centred on
+  image pixel ``16 i + 4.5`` (``8 i + 0.5``) and the upsampling puts it at ``16 i + 15.5``
+  (``8 i + 7.5``), so the final crop is 11 (7). The skip nets keep output stride 32: fusing a
+  stride-16 pool4 with stride-16 scores would need another layout.
 
 **FCN on a dilated ResNet** (:func:`fcn`): torchvision's ``fcn_resnet50``/``fcn_resnet101``
 layout, keys and parameter counts: a ResNet at output stride 8 (``backbone.*``, no ``fc``),
@@ -67,6 +75,8 @@ SKIPS: dict[str, tuple[int, str, int, float]] = {
 # prediction stride -> (skips fused, crop offset of the final upsampling)
 STRIDES: dict[int, tuple[tuple[str, ...], int]] = {
     32: ((), 19), 16: (("pool4",), 27), 8: (("pool4", "pool3"), 31)}
+# FCN-32s on a dilated VGG: output stride -> crop offset of the final upsampling
+DILATED_CROPS = {32: 19, 16: 11, 8: 7}
 
 
 def _crop(x: torch.Tensor, offset: int, size: tuple[int, int]) -> torch.Tensor:
@@ -82,25 +92,32 @@ class FCNVGG(DenseModel):
     """FCN-32s, -16s or -8s on a VGG; see the module docstring."""
 
     def __init__(self, *, stride: int, num_classes: int, in_channels: int, config: str,
-                 fc_channels: int, at_once: bool, learn_final_upsampling: bool) -> None:
+                 fc_channels: int, at_once: bool, learn_final_upsampling: bool,
+                 output_stride: int = 32) -> None:
         super().__init__()
         if stride not in STRIDES:
             raise ArgumentError(f"FCN stride must be one of {sorted(STRIDES)} (FCN-32s/16s/8s); "
                              f"got {stride}")
+        if output_stride not in DILATED_CROPS or (output_stride != 32 and stride != 32):
+            raise ArgumentError(f"output_stride must be one of {sorted(DILATED_CROPS)}, and 32 "
+                                f"for FCN-16s/8s (dilation applies to FCN-32s only); got "
+                                f"output_stride={output_stride!r} with stride={stride}")
         if config not in VGG_CONFIGS:
             raise ArgumentError(f"FCN config must be a VGG configuration among {list(VGG_CONFIGS)}; "
                              f"got {config!r}")
         require_positive(num_classes=num_classes, in_channels=in_channels)
         require_positive(fc_channels=fc_channels)
         self.num_classes, self.stride = num_classes, stride
-        self.display_name = f"FCN-{stride}s (VGG config {config})"
+        self.display_name = f"FCN-{stride}s (VGG config {config})" + (
+            f", output stride {output_stride}" if output_stride != 32 else "")
         self.input_sizes = InputSizes(minimum=1)
         # Build on the meta device, then allocate: VGG's 120M-parameter classifier is never built
         # and fc6 is initialised once.
         with torch.device("meta"):
-            source = vgg(config, in_channels=in_channels)
+            source = vgg(config, in_channels=in_channels, output_stride=output_stride)
             self.features = source.features
-            self.fc6 = nn.Conv2d(source.feature_specs[-1].channels, fc_channels, 7)
+            self.fc6 = nn.Conv2d(source.feature_specs[-1].channels, fc_channels, 7,
+                                 dilation=source.dilation)
             self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         for module in (self.features, self.fc6, self.fc7):
             module.to_empty(device=torch.get_default_device())
@@ -113,6 +130,9 @@ class FCNVGG(DenseModel):
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
 
         self.skips, self.final_crop = STRIDES[stride]
+        self.factor = min(stride, output_stride)  # of the final upsampling
+        if output_stride != 32:
+            self.final_crop = DILATED_CROPS[output_stride]
         self.skip_crops = {name: SKIPS[name][2] for name in self.skips}
         self.skip_scales = {name: SKIPS[name][3] if at_once else 1.0 for name in self.skips}
         self._skip_layers: dict[int, str] = {}
@@ -121,7 +141,7 @@ class FCNVGG(DenseModel):
             self._skip_layers[int(spec.module.rsplit(".", 1)[1])] = name
             self.add_module(SKIPS[name][1], _upsampler(num_classes, 2))
             self.add_module(f"score_{name}", nn.Conv2d(spec.channels, num_classes, 1))
-        self.add_module(f"upscore{stride}", _upsampler(num_classes, stride))
+        self.add_module(f"upscore{self.factor}", _upsampler(num_classes, self.factor))
 
         init_weights(self, "kaiming")  # the zoo VGG's scheme, for features, fc6 and fc7
         for name, module in self.named_modules():
@@ -130,7 +150,7 @@ class FCNVGG(DenseModel):
                 nn.init.zeros_(module.bias)
             elif isinstance(module, nn.ConvTranspose2d):
                 init_bilinear_(module)
-        getattr(self, f"upscore{stride}").weight.requires_grad_(learn_final_upsampling)
+        getattr(self, f"upscore{self.factor}").weight.requires_grad_(learn_final_upsampling)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         size = (x.shape[-2], x.shape[-1])
@@ -146,17 +166,17 @@ class FCNVGG(DenseModel):
             pool, scale = pools[name], self.skip_scales[name]
             skip = getattr(self, f"score_{name}")(pool * scale if scale != 1 else pool)
             score = score + _crop(skip, self.skip_crops[name], score.shape[-2:])
-        return _crop(getattr(self, f"upscore{self.stride}")(score), self.final_crop, size)
+        return _crop(getattr(self, f"upscore{self.factor}")(score), self.final_crop, size)
 
 
 def fcn_vgg(stride: int = 32, *, num_classes: int = 21, in_channels: int = 3,
             config: str = "D", fc_channels: int = 4096, at_once: bool = False,
-            learn_final_upsampling: bool = False) -> FCNVGG:
+            learn_final_upsampling: bool = False, output_stride: int = 32) -> FCNVGG:
     """Build FCN-``stride``s (32, 16 or 8) on VGG ``config`` ("D" = VGG-16); see the module
-    docstring for the options."""
+    docstring for the options (``output_stride`` 16 or 8: FCN-32s on a dilated VGG)."""
     return FCNVGG(stride=stride, num_classes=num_classes, in_channels=in_channels, config=config,
                   fc_channels=fc_channels, at_once=at_once,
-                  learn_final_upsampling=learn_final_upsampling)
+                  learn_final_upsampling=learn_final_upsampling, output_stride=output_stride)
 
 
 @torch.no_grad()
