@@ -86,7 +86,7 @@ def test_empty_folders(tmp_path) -> None:
         ClassFolders(tmp_path / "classes")
 
 
-def test_skip_bad_reports_what_it_skipped(tmp_path) -> None:
+def test_skip_bad_reports_what_it_skipped(tmp_path, caplog) -> None:
     for i in range(3):
         save(tmp_path / "cls" / "dog" / f"{i}.png", np.full((4, 4, 3), i))
     (tmp_path / "cls" / "dog" / "1.png").write_bytes(b"broken")
@@ -94,8 +94,9 @@ def test_skip_bad_reports_what_it_skipped(tmp_path) -> None:
     assert len(strict) == 3
     with pytest.raises(DatasetError, match=r"1\.png: corrupt"):
         strict[1]
-    with pytest.warns(UserWarning, match=r"skipped 1 bad sample\(s\) of 3"):
+    with caplog.at_level("WARNING", logger="cnnkit"):
         lenient = ClassFolders(tmp_path / "cls", skip_bad=True)
+    assert "skipped 1 bad sample(s) of 3" in caplog.text
     assert len(lenient) == 2 and len(lenient.skipped) == 1
     assert lenient.skipped[0][0].endswith("1.png")
 
@@ -106,13 +107,14 @@ def _dlc_csv(path, rows) -> None:
     path.write_text("\n".join(header + rows) + "\n")
 
 
-def test_dlc_wrong_count_missing_points_and_flip_pairs(tmp_path) -> None:
+def test_dlc_wrong_count_missing_points_and_flip_pairs(tmp_path, caplog) -> None:
     save(tmp_path / "f0.png", np.zeros((10, 12, 3)))
     _dlc_csv(tmp_path / "c.csv", ["f0.png,1.5,2.5,,", "f0.png,1,2,3"])
     with pytest.raises(DatasetError, match=r"c\.csv:5: wrong keypoint count: 3 values, expected 4"):
         DLCKeypoints(tmp_path / "c.csv")
-    with pytest.warns(UserWarning, match="skipped 1"):
+    with caplog.at_level("WARNING", logger="cnnkit"):
         data = DLCKeypoints(tmp_path / "c.csv", skip_bad=True)
+    assert "skipped 1" in caplog.text
     sample = data[0]
     assert sample.visible.tolist() == [True, False]  # empty cells = not labelled
     assert sample.keypoints.tolist() == [[1.5, 2.5], [0.0, 0.0]]

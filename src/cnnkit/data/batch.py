@@ -4,8 +4,9 @@ trainer use.
 Keys (present only when every sample has the field): ``image`` N x C x H x W float,
 ``label`` N int64, ``mask`` N x H x W int64, ``keypoints`` N x K x 2 float, ``visible`` N x K
 bool, ``boxes`` N x 4 float (one box per sample: the first), ``heatmaps`` / ``heatmap_weights``
-(from ``meta``, as :class:`~cnnkit.data.heatmaps.HeatmapTarget` stores them), and ``meta``: the
-list of per-sample ``meta`` dicts (original size, path, transforms applied).
+(from ``meta``, as :class:`~cnnkit.data.heatmaps.HeatmapTarget` stores them), the dense targets
+``depth`` N x H x W float, ``normals`` N x 3 x H x W float and ``valid`` N x H x W bool, and
+``meta``: the list of per-sample ``meta`` dicts (original size, path, transforms applied).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     batch: Batch = {"image": torch.stack([s.image for s in samples])}
     if all(s.label is not None for s in samples):
         batch["label"] = torch.tensor([s.label for s in samples], dtype=torch.int64)
-    for key in ("mask", "keypoints", "visible"):
+    for key in ("mask", "keypoints", "visible", "depth", "normals", "valid"):
         values = [getattr(s, key) for s in samples]
         if all(v is not None for v in values):
             batch[key] = torch.stack(values)

@@ -2,6 +2,15 @@
 
 Coordinates (keypoints, boxes) follow the convention of :mod:`cnnkit.geometry`: pixel centres
 at integer coordinates, points ``(x, y)``, boxes ``(x1, y1, x2, y2)``.
+
+Dense regression targets (depth, surface normals; the targets of Eigen & Fergus, "Predicting
+Depth, Surface Normals and Semantic Labels with a Common Multi-Scale Convolutional
+Architecture", ICCV 2015) live in the camera frame of OpenCV: x right, y down, z forward into
+the scene. ``depth`` is the z coordinate of the surface seen at each pixel (not the distance
+along the ray), in metres; ``normals`` are unit vectors in that frame pointing out of the surface
+towards the camera (``n . X < 0`` for the surface point X), so a surface seen head-on has a
+normal with negative z. Unknown pixels hold 0 in both, and ``valid`` says which pixels are
+known.
 """
 
 from __future__ import annotations
@@ -25,6 +34,10 @@ class Sample:
     - ``mask``: ``H x W`` int64 class map, :data:`IGNORE_INDEX` for pixels to skip;
     - ``keypoints``: ``K x 2`` float (x, y) and ``visible``: ``K`` bool, with ``skeleton``;
     - ``boxes``: ``B x 4`` float (x1, y1, x2, y2), with ``box_labels`` (``B`` int64);
+    - ``depth``: ``H x W`` float32, camera z in metres, 0 where unknown;
+    - ``normals``: ``3 x H x W`` float32 unit vectors (camera frame), 0 where unknown;
+    - ``valid``: ``H x W`` bool, the pixels whose depth/normals are known; when None it is
+      filled in as ``depth > 0`` (or, without depth, as the non-zero normals);
     - ``meta``: anything else (source path, original size, the transforms' parameters).
     """
 
@@ -36,6 +49,9 @@ class Sample:
     skeleton: Skeleton | None = None
     boxes: torch.Tensor | None = None
     box_labels: torch.Tensor | None = None
+    depth: torch.Tensor | None = None
+    normals: torch.Tensor | None = None
+    valid: torch.Tensor | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -62,6 +78,28 @@ class Sample:
         if self.boxes is not None and (self.boxes.dim() != 2 or self.boxes.shape[1] != 4):
             raise ArgumentError(f"{where}: boxes must be B x 4 (x1, y1, x2, y2); got "
                              f"{tuple(self.boxes.shape)}")
+        self._check_dense(where, h, w)
+
+    def _check_dense(self, where: str, h: int, w: int) -> None:
+        """Shapes and dtypes of depth, normals and valid; fills ``valid`` when it is None."""
+        for name, value, lead in (("depth", self.depth, ()), ("normals", self.normals, (3,))):
+            if value is None:
+                continue
+            if tuple(value.shape) != (*lead, h, w):
+                raise ArgumentError(f"{where}: {name} must be {'3 x ' if lead else ''}H x W = "
+                                    f"{'3 x ' if lead else ''}{h} x {w} like the image; got "
+                                    f"{tuple(value.shape)}")
+            if not value.is_floating_point():
+                raise ArgumentError(f"{where}: {name} must be float (metres, unit vectors); "
+                                    f"got {value.dtype}")
+        if self.valid is None:
+            if self.depth is not None:
+                self.valid = self.depth > 0
+            elif self.normals is not None:
+                self.valid = self.normals.ne(0).any(0)
+        elif tuple(self.valid.shape) != (h, w) or self.valid.dtype != torch.bool:
+            raise ArgumentError(f"{where}: valid must be a bool H x W = {h} x {w} map like the "
+                                f"image; got {self.valid.dtype} {tuple(self.valid.shape)}")
 
     @property
     def size(self) -> tuple[int, int]:

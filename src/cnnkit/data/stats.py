@@ -5,12 +5,16 @@ Labels with a Common Multi-Scale Convolutional Architecture", 2015), as SegNet
 (Badrinarayanan et al., 2017) used on CamVid: ``freq(c)`` = pixels of class c / total pixels of
 the images in which c appears; ``weight(c) = median(freq) / freq(c)``. Classes excluded (e.g.
 void) get weight 0 and do not enter the median.
+
+Datasets with depth (a ``depths()`` method yielding ``(depth, valid)``) also get the range and
+mean of their depth over valid pixels (:func:`depth_stats`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import islice
 
 import numpy as np
 import torch
@@ -82,6 +86,22 @@ def mean_std(dataset: Dataset, max_samples: int | None = None) -> tuple[list[flo
     return mean.tolist(), std.tolist()
 
 
+def depth_stats(dataset: Dataset, max_samples: int | None = None) -> dict[str, float | int]:
+    """Depth over the valid pixels of every sample: ``min``, ``max``, ``mean`` (metres), the
+    ``valid_fraction`` of pixels and the number of ``samples`` seen."""
+    low, high, total, count, pixels, samples = float("inf"), 0.0, 0.0, 0, 0, 0
+    for depth, valid in islice(dataset.depths(), max_samples):  # type: ignore[attr-defined]
+        known = depth[valid & (depth > 0)].double()
+        samples, pixels, count = samples + 1, pixels + depth.numel(), count + known.numel()
+        if known.numel():
+            low, high = min(low, float(known.min())), max(high, float(known.max()))
+            total += float(known.sum())
+    if not count:
+        return {"samples": samples, "valid_fraction": 0.0}
+    return {"samples": samples, "valid_fraction": round(count / pixels, 6), "min": round(low, 4),
+            "max": round(high, 4), "mean": round(total / count, 4)}
+
+
 def image_sizes(dataset: Dataset) -> Counter:
     """Counter of ``(height, width)`` over the dataset (file headers only where possible)."""
     size = getattr(dataset, "image_size", None)
@@ -97,7 +117,8 @@ def dataset_stats(dataset: Dataset, *, with_mean_std: bool = True,
     names = getattr(dataset, "classes", None)
     if names is not None and hasattr(names, "names"):
         names = names.names
-    if hasattr(dataset, "masks") or hasattr(dataset, "pairs"):
+    has_masks = hasattr(dataset, "masks") or hasattr(dataset, "pairs")
+    if has_masks and getattr(dataset, "has_masks", True):
         num_classes = len(names) if names is not None else int(dataset.num_classes)  # type: ignore
         counts = pixel_counts(dataset, num_classes)
         total = int(counts["counts"].sum()) + counts["ignored"]
@@ -119,12 +140,16 @@ def dataset_stats(dataset: Dataset, *, with_mean_std: bool = True,
         out.update(kind="keypoints", num_classes=len(names),
                    class_counts={str(c): int(v) for c, v in enumerate(visible)},
                    flip_pairs=[list(p) for p in dataset.skeleton.flip_pairs])  # type: ignore
+    elif hasattr(dataset, "depths"):
+        out.update(kind="dense")
     else:
         labels = dataset.labels  # type: ignore[attr-defined]
         num_classes = len(names) if names is not None else int(max(labels)) + 1
         out.update(kind="classification", num_classes=num_classes,
                    class_counts={str(c): v for c, v in enumerate(label_counts(labels, num_classes))})
-    if names is not None:
+    if hasattr(dataset, "depths"):
+        out["depth"] = depth_stats(dataset, max_samples)
+    if names is not None and out["kind"] != "dense":
         out["class_names"] = list(names)
     out["image_sizes"] = {f"{w}x{h}": n for (h, w), n in sorted(image_sizes(dataset).items())}
     if with_mean_std:

@@ -1,8 +1,9 @@
 """Datasets read from local files, returning :class:`~cnnkit.data.sample.Sample` objects."""
 
+from cnnkit.data.datasets.dense import DenseFolders, read_normals, read_valid
 from cnnkit.data.datasets.folders import ClassFolders
 from cnnkit.data.datasets.idx import FASHION_MNIST_CLASSES, IdxDataset, read_idx
-from cnnkit.data.datasets.images import DatasetError, read_image, read_mask
+from cnnkit.data.datasets.images import DatasetError, read_depth, read_image, read_mask
 from cnnkit.data.datasets.keypoints import COCOKeypoints, DLCKeypoints, left_right_pairs
 from cnnkit.data.datasets.labels import ClassList, LabelSpace, base_dataset, label_space
 from cnnkit.data.datasets.segmentation import (CAMVID_CLASSES, MEMBRANE_CLASSES,
@@ -13,8 +14,9 @@ from cnnkit.data.datasets.transformed import TransformedDataset, sample_seed
 
 __all__ = [
     "CAMVID_CLASSES", "COCOKeypoints", "ClassFolders", "ClassList", "DLCKeypoints",
-    "DatasetError", "FASHION_MNIST_CLASSES", "IdxDataset", "LabelSpace", "MEMBRANE_CLASSES",
-    "SegmentationPairs", "Split", "TransformedDataset", "base_dataset", "camvid", "kfold_splits", "label_space",
-    "left_right_pairs", "match_by_name", "membrane", "random_split", "read_idx", "read_image",
-    "read_mask", "read_pair_list", "sample_seed", "segmentation_folders",
+    "DatasetError", "DenseFolders", "FASHION_MNIST_CLASSES", "IdxDataset", "LabelSpace",
+    "MEMBRANE_CLASSES", "SegmentationPairs", "Split", "TransformedDataset", "base_dataset",
+    "camvid", "kfold_splits", "label_space", "left_right_pairs", "match_by_name", "membrane",
+    "random_split", "read_depth", "read_idx", "read_image", "read_mask", "read_normals",
+    "read_pair_list", "read_valid", "sample_seed", "segmentation_folders",
 ]

@@ -4,11 +4,12 @@ One list, used by the run configuration (``data.kind``), ``cnnkit data stats KIN
 run's assembly. Each kind says how its splits are made:
 
 - ``named``: the dataset has its own splits (idx: train, test; camvid: train, val, test);
-- ``subfolder``: a split is a sub-folder of the root (folders, segmentation; none: the root);
+- ``subfolder``: a split is a sub-folder of the root (folders, segmentation, dense-folders;
+  none: the root);
 - ``keyed``: one set of samples, split into train and val by their keys (file names) with a
   seed, or by a saved split file (membrane, dlc, coco-keypoints; see
   :func:`cnnkit.data.datasets.random_split`);
-- ``generated``: drawn from a seed, one seed per split (synthetic).
+- ``generated``: drawn from a seed, one seed per split (synthetic, scenes).
 
 A new kind is one :class:`DatasetKind` entry here with its ``open`` function.
 """
@@ -22,6 +23,7 @@ from typing import Literal
 
 from torch.utils.data import Dataset
 
+from cnnkit.data.datasets.dense import DenseFolders
 from cnnkit.data.datasets.folders import ClassFolders
 from cnnkit.data.datasets.idx import IdxDataset
 from cnnkit.data.datasets.images import DatasetError
@@ -44,7 +46,7 @@ GENERATED_SPLITS = ("train", "val", "test")  # seed offsets 0, 1, 2
 class DatasetOptions:
     """The options some kinds take (each kind reads its own; see :data:`CATALOG`)."""
 
-    num_classes: int | None = None  # segmentation: index masks with classes 0..num_classes-1
+    num_classes: int | None = None  # segmentation, dense-folders: index masks, classes 0..n-1
     mask_values: list[int] | None = None  # segmentation: stored mask values in class order
     void_to_ignore: bool = True  # camvid: void (11) -> the ignore index
     images: str | None = None  # coco-keypoints: the image folder
@@ -54,6 +56,7 @@ class DatasetOptions:
     seed: int = 0  # synthetic: the seed of the train split; keyed: the seed of the split
     val_fraction: int | float = 0.2  # keyed: the val part (a fraction, or a count)
     split_file: str | None = None  # keyed: a saved split (JSON) instead of a seeded one
+    depth_scale: float = 1000.0  # dense-folders: stored units per metre of 16-bit depth PNGs
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,29 @@ def _open_synthetic(root: Path | None, split: str | None, options: DatasetOption
     return SyntheticShapes(count, size=size, seed=options.seed + GENERATED_SPLITS.index(split))
 
 
+def _generated_count(kind: str, split: str | None, options: DatasetOptions) -> tuple[str, int]:
+    split = split or "train"
+    if split not in GENERATED_SPLITS:
+        raise DatasetError(f"{kind} splits are {', '.join(GENERATED_SPLITS)}; got {split!r}")
+    return split, options.num_samples if split == "train" else options.val_samples
+
+
+def _open_dense(root: Path, split: str | None, options: DatasetOptions) -> Dataset:
+    classes = None
+    if options.num_classes is not None:
+        classes = ClassList(tuple(str(c) for c in range(options.num_classes)))
+    return DenseFolders(root / split if split else root, depth_scale=options.depth_scale,
+                        classes=classes)
+
+
+def _open_scenes(root: Path | None, split: str | None, options: DatasetOptions) -> Dataset:
+    from cnnkit.data.scenes import SyntheticScenes
+
+    split, count = _generated_count("scenes", split, options)
+    size = options.size if isinstance(options.size, int) else tuple(options.size)
+    return SyntheticScenes(count, size=size, seed=options.seed + GENERATED_SPLITS.index(split))
+
+
 CATALOG: dict[str, DatasetKind] = {kind.name: kind for kind in (
     DatasetKind("idx", "idx (MNIST-style) image and label files: train-/t10k-*-idx?-ubyte[.gz]",
                 "named", _open_idx, official_splits=("train", "test")),
@@ -154,6 +180,12 @@ CATALOG: dict[str, DatasetKind] = {kind.name: kind for kind in (
                 "keyed", _open_coco_keypoints, options=("images",)),
     DatasetKind("synthetic", "shapes drawn from a seed, with every kind of label", "generated",
                 _open_synthetic, official_splits=GENERATED_SPLITS,
+                options=("num_samples", "val_samples", "size", "seed"), needs_root=False),
+    DatasetKind("dense-folders", "root[/split]/{image,depth,normals[,mask,valid]}/ by file stem "
+                "(NYU Depth v2 style)", "subfolder", _open_dense,
+                options=("depth_scale", "num_classes")),
+    DatasetKind("scenes", "rendered rooms with depth, normals and semantic labels", "generated",
+                _open_scenes, official_splits=GENERATED_SPLITS,
                 options=("num_samples", "val_samples", "size", "seed"), needs_root=False),
 )}
 DATASET_KINDS = tuple(CATALOG)

@@ -11,6 +11,16 @@ the nearest input pixel and IGNORE_INDEX outside. The output has the input's siz
 leave the image become invisible (kept); boxes become the hull of their mapped corners, clipped
 (count kept).
 
+Depth, normals and valid take the nearest input pixel like the mask (0, 0 and False outside).
+:func:`warp_affine` turns the normals' (x, y) by the warp's rotation (image-plane rotation is a
+roll of the camera about its optical axis) and refuses a stretch or shear when the sample has
+normals; isotropic scale and translation leave them as they are. :func:`lens_distort` moves
+depth and normals without changing their values: the 3-D point seen at a pixel and the camera
+frame are the same, only where the point lands in the image changes; normals are *not*
+corrected for the bent projection (and :func:`cnnkit.data.normals.normals_from_depth` with the
+old pinhole intrinsics no longer agrees with the moved normals). See
+:mod:`cnnkit.data.transforms.dense`.
+
 The matrix: ``A = T(c + t) R(angle) Shear S(scale * stretch) T(-c)`` about the image centre
 ``c = ((W - 1) / 2, (H - 1) / 2)``; a positive angle turns the content counter-clockwise on the
 screen (y points down). These are the "translation, rotation, stretching, shearing, lens
@@ -29,6 +39,7 @@ import torch.nn.functional as F
 
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, uniform
+from cnnkit.data.transforms.dense import dense_fields, gather_dense, normal_rotation
 from cnnkit.data.transforms.geometric import box_corners_map, log_transform, move_labels
 from cnnkit.errors import ArgumentError
 
@@ -82,10 +93,11 @@ def pixel_grid(height: int, width: int) -> torch.Tensor:
 def warp_sample(sample: Sample, source: torch.Tensor,
                 point_map: Callable[[torch.Tensor], torch.Tensor],
                 box_map: Callable[[torch.Tensor], torch.Tensor], name: str, fill: float = 0.0,
-                **params: object) -> Sample:
+                normals_rotation: torch.Tensor | None = None, **params: object) -> Sample:
     """Resample by inverse mapping: output pixel (i, j) reads the input at ``source[i, j]`` (x, y).
 
-    ``point_map`` moves points forward (input -> output), ``box_map`` moves ``B x 4`` boxes.
+    ``point_map`` moves points forward (input -> output), ``box_map`` moves ``B x 4`` boxes;
+    ``normals_rotation`` (2 x 2) turns the normals' (x, y) after resampling.
     """
     height, width = sample.size
     extent = torch.tensor([width, height], dtype=torch.float64)
@@ -94,20 +106,24 @@ def warp_sample(sample: Sample, source: torch.Tensor,
     warped = F.grid_sample(image - fill, grid[None].to(image.dtype), mode="bilinear",
                            padding_mode="zeros", align_corners=False)[0] + fill
     changes: dict[str, object] = {"image": warped}
-    if sample.mask is not None:
+    if sample.mask is not None or dense_fields(sample):
         nearest = torch.floor(source + 0.5).long()
         x, y = nearest[..., 0], nearest[..., 1]
         valid = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-        values = sample.mask[y.clamp(0, height - 1), x.clamp(0, width - 1)]
-        changes["mask"] = torch.where(valid, values, torch.full_like(values, IGNORE_INDEX))
+        if sample.mask is not None:
+            values = sample.mask[y.clamp(0, height - 1), x.clamp(0, width - 1)]
+            changes["mask"] = torch.where(valid, values, torch.full_like(values, IGNORE_INDEX))
+        changes.update(gather_dense(sample, x, y, valid, normals_rotation))
     changes.update(move_labels(sample, point_map, height, width, box_map))
     return sample.replace(meta=log_transform(sample, name, **params), **changes)
 
 
 def warp_affine(sample: Sample, matrix: torch.Tensor, fill: float = 0.0) -> Sample:
-    """Apply the 2 x 3 pixel-coordinate ``matrix`` to the image and all labels."""
+    """Apply the 2 x 3 pixel-coordinate ``matrix`` to the image and all labels (normals turned
+    by its rotation; a stretch or shear with normals present is an :class:`ArgumentError`)."""
     matrix = matrix.to(torch.float64)
     linear, offset = matrix[:, :2], matrix[:, 2]
+    rotation = normal_rotation(linear) if sample.normals is not None else None
     inverse = torch.linalg.inv(linear)
     source = (pixel_grid(*sample.size) - offset) @ inverse.T
 
@@ -115,7 +131,7 @@ def warp_affine(sample: Sample, matrix: torch.Tensor, fill: float = 0.0) -> Samp
         return (p.to(torch.float64) @ linear.T + offset).to(p.dtype)
 
     return warp_sample(sample, source, point_map, lambda b: box_corners_map(point_map, b),
-                       "affine", fill, matrix=matrix.tolist())
+                       "affine", fill, rotation, matrix=matrix.tolist())
 
 
 class Affine(Transform):

@@ -8,8 +8,10 @@ a few tensor operations, after :func:`~cnnkit.data.batch.to_device` (so on the G
 there), with one random draw per sample from torch's generator of the batch's device (seeded and
 checkpointed with the run).
 
-They move the image and, when the batch has one, the mask together; batches with keypoints or
-boxes are refused (their coordinates would need moving too: use the per-sample transforms).
+They move the image and, when the batch has them, the mask and the dense targets (depth,
+normals, valid: a flip negates the normals' x component; new pixels of a shift get depth 0,
+normals 0, valid False) together; batches with keypoints or boxes are refused (their
+coordinates would need moving too: use the per-sample transforms).
 Configured as ``data.batch_transforms`` (training only; evaluation sees the images unchanged).
 """
 
@@ -35,7 +37,7 @@ def _check_movable(batch: Batch, name: str) -> None:
 
 
 class BatchHorizontalFlip:
-    """Mirror each sample (image and mask) left-right with probability ``p``."""
+    """Mirror each sample (image, mask, dense targets) left-right with probability ``p``."""
 
     def __init__(self, p: float = 0.5) -> None:
         if not 0.0 <= p <= 1.0:
@@ -47,11 +49,14 @@ class BatchHorizontalFlip:
         image = batch["image"]
         chosen = torch.rand(image.shape[0], device=image.device) < self.p
         out = dict(batch)
-        for key in ("image", "mask"):
+        for key in ("image", "mask", "depth", "normals", "valid"):
             if key in batch:
                 value = batch[key]
+                flipped = value.flip(-1)
+                if key == "normals":
+                    flipped = flipped * flipped.new_tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
                 where = chosen.view(-1, *([1] * (value.dim() - 1)))
-                out[key] = torch.where(where, value.flip(-1), value)
+                out[key] = torch.where(where, flipped, value)
         return out
 
 
@@ -75,7 +80,9 @@ class BatchRandomShift:
         n, height, width, p = image.shape[0], image.shape[-2], image.shape[-1], self.padding
         offsets = torch.randint(0, 2 * p + 1, (n, 2), device=image.device).tolist()
         out = dict(batch)
-        for key, fill in (("image", self.fill), ("mask", self.mask_fill)):
+        fills = (("image", self.fill), ("mask", self.mask_fill), ("depth", 0.0),
+                 ("normals", 0.0), ("valid", False))
+        for key, fill in fills:
             if key not in batch:
                 continue
             value = batch[key]

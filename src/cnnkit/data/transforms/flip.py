@@ -10,6 +10,10 @@ skeleton the points are only mirrored. Classes of a mask with a left/right meani
 
 Any reflection changes handedness, so :class:`VerticalFlip` swaps the same pairs by default
 (``swap_pairs=False`` to keep them, e.g. for labels defined in image left/right).
+
+Depth and ``valid`` are mirrored; surface normals (camera frame, x right, y down) are mirrored
+and their x component negated (y for a vertical flip): the mirrored scene's surfaces face the
+mirrored way.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform, chance
+from cnnkit.data.transforms.dense import flip_dense
 from cnnkit.data.transforms.geometric import log_transform
 from cnnkit.errors import ArgumentError
 
@@ -64,6 +69,7 @@ def flip_sample(sample: Sample, horizontal: bool, mask_remap: dict[int, int],
         boxes[:, low] = extent - 1 - sample.boxes[:, high]
         boxes[:, high] = extent - 1 - sample.boxes[:, low]
         changes["boxes"] = boxes
+    changes.update(flip_dense(sample, horizontal))
     name = "horizontal_flip" if horizontal else "vertical_flip"
     return sample.replace(meta=log_transform(sample, name), **changes)
 

@@ -10,6 +10,8 @@ Every transform moves the image and all labels together, in the pixel-centre con
   marked invisible but kept (its coordinates too), so ``K`` never changes;
 - boxes: moved, then clipped to the image; the count never changes (a box that leaves the image
   becomes an empty, zero-area box on the border; ``box_labels`` stay aligned).
+- depth, normals, valid: nearest neighbour like the mask, values kept; padding is depth 0,
+  normals 0, valid False (see :mod:`cnnkit.data.transforms.dense`).
 
 Each transform appends ``(name, parameters)`` to ``sample.meta["transforms"]`` (a new list; the
 input sample is never modified).
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, randint, uniform
+from cnnkit.data.transforms.dense import crop_dense, dense_fields, take_dense
 from cnnkit.errors import ArgumentError
 
 PointMap = Callable[[torch.Tensor], torch.Tensor]  # N x 2 (x, y) -> N x 2
@@ -102,11 +105,13 @@ def resize_sample(sample: Sample, height: int, width: int) -> Sample:
     image = F.interpolate(sample.image[None].float(), size=(height, width), mode="bilinear",
                           align_corners=False, antialias=downscale)[0]
     changes: dict[str, Any] = {"image": image}
-    if sample.mask is not None:
+    if sample.mask is not None or dense_fields(sample):
         # nearest source pixel centre: floor((i + 0.5) * in / out), clamped
         rows = ((torch.arange(height) + 0.5) * (in_h / height)).floor().long().clamp(0, in_h - 1)
         cols = ((torch.arange(width) + 0.5) * (in_w / width)).floor().long().clamp(0, in_w - 1)
-        changes["mask"] = sample.mask[rows][:, cols]
+        if sample.mask is not None:
+            changes["mask"] = sample.mask[rows][:, cols]
+        changes.update(take_dense(sample, rows, cols))
     def point_map(p: torch.Tensor) -> torch.Tensor:
         return (p + 0.5) * p.new_tensor([sx, sy]) - 0.5
 
@@ -120,7 +125,8 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
     """Window ``[top, top + height) x [left, left + width)``; parts outside the image are padded.
 
     Output pixel ``(i, j)`` is input pixel ``(i + top, j + left)``; points move by
-    ``(-left, -top)`` exactly. The image is padded with ``fill``, the mask with IGNORE_INDEX.
+    ``(-left, -top)`` exactly. The image is padded with ``fill``, the mask with IGNORE_INDEX,
+    depth and normals with 0, valid with False.
     """
     in_h, in_w = sample.size
     src_r0, src_r1 = max(top, 0), min(top + height, in_h)
@@ -135,6 +141,7 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
         if mask is not None:
             mask[dst] = sample.mask[src_r0:src_r1, src_c0:src_c1]
     changes = move_labels(sample, lambda p: p - p.new_tensor([left, top]), height, width)
+    changes.update(crop_dense(sample, top, left, height, width))
     meta = log_transform(sample, "crop", top=top, left=left, size=(height, width))
     return sample.replace(image=image, mask=mask, meta=meta, **changes)
 
