@@ -1,4 +1,5 @@
-"""The vocabulary of task kinds: what a network predicts and a task trains and measures.
+"""The vocabularies shared across floors: task kinds (what a network predicts and a task trains
+and measures) and mixed-precision modes.
 
 One list, used by the model registry (which task each network serves), the run configuration
 (``task.kind``), the command line (``cnnkit models --task``) and the task registry
@@ -26,3 +27,6 @@ def check_task_kind(kind: str, where: str = "task kind") -> str:
         raise ArgumentError(f"{where}: unknown task kind {kind!r}; choose one of: "
                             f"{', '.join(TASK_KINDS)}")
     return kind
+
+
+AMP_MODES = ("off", "bf16", "fp16", "auto")  # train.amp: mixed precision (cnnkit.engine.devices)

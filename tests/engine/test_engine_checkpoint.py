@@ -49,7 +49,8 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(CheckpointError, match=r"could not write .*last.pt \(No space left on "
+                                              r"device\); the previous last.pt is intact"):
         save_checkpoint({"format": checkpoint_module.FORMAT, "step": 2}, path)
     assert load_checkpoint(path)["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left over

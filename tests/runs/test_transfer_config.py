@@ -72,7 +72,7 @@ def test_frozen_groups_keep_weights_and_batch_norm_statistics(pretrained: Path,
 def test_probe_and_freeze_mistakes_are_one_line(tmp_path: Path) -> None:
     from cnnkit.models import create
 
-    with pytest.raises(CnnkitError, match="no group"):
+    with pytest.raises(CnnkitError, match="optim.freeze: .backbone_typo. names no parameter group"):
         config = load_config(config_file(tmp_path, "bad"), [
             "optim.freeze=[backbone_typo]", f"train.run_dir={tmp_path / 'bad'}"])
         train(config, quiet=True)

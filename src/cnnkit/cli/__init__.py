@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:  # one line too, with where to find the usage
+        where = f" (see: {err.ctx.command_path} --help)" if err.ctx is not None else ""
+        click.echo(f"error: {err.format_message()}{where}", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     except CnnkitError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         click.echo(f"error: {message}", err=True)
-        sys.exit(2)
+        sys.exit(getattr(err, "exit_code", 2))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(_Formatter())
         handler._cnnkit = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(level)
 
 

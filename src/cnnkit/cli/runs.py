@@ -26,9 +26,18 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str | None) -> N
     """Train as CONFIG.yaml says (KEY=VALUE overrides, e.g. train.epochs=3 data.root=/data),
     then evaluate the best checkpoint and write the run's report."""
     from cnnkit.config import load_config
+    from cnnkit.engine.signals import TrainingInterrupted
     from cnnkit.runs import train as run_train
 
-    result = run_train(load_config(config_path, overrides), resume=resume, quiet=quiet())
+    try:
+        result = run_train(load_config(config_path, overrides), resume=resume, quiet=quiet())
+    except TrainingInterrupted as stop:
+        if stop.checkpoint is not None:  # say the whole command that resumes it
+            again = " ".join(["cnnkit train", config_path, *overrides, "--resume",
+                              str(stop.checkpoint)])
+            stop.args = (f"training stopped by {stop.signal_name} after step {stop.step}; "
+                         f"saved {stop.checkpoint}; resume with: {again}",)
+        raise
     click.echo(f"run folder: {result['run_dir']}")
     if "report" in result:
         click.echo(f"report: {result['report']}")

@@ -21,7 +21,7 @@ import yaml
 from cnnkit.config.schema import RunConfig
 from cnnkit.data.datasets.catalog import DATASET_KINDS
 from cnnkit.errors import CnnkitError
-from cnnkit.kinds import TASK_KINDS
+from cnnkit.kinds import AMP_MODES, TASK_KINDS
 
 
 class ConfigError(CnnkitError):
@@ -103,6 +103,41 @@ def _build(cls: type, values: dict, prefix: str, source: str) -> Any:
     return cls(**kwargs)
 
 
+# (key, test, what would be valid): every number a run takes, checked before anything runs
+RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
+    ("data.batch_size", lambda v: v >= 1, ">= 1"),
+    ("data.eval_batch_size", lambda v: v is None or v >= 1, ">= 1 (or null: batch_size)"),
+    ("data.workers", lambda v: v >= 0, ">= 0"),
+    ("data.num_samples", lambda v: v >= 1, ">= 1"),
+    ("data.val_samples", lambda v: v >= 1, ">= 1"),
+    ("data.val_fraction", lambda v: (0 < v < 1) if isinstance(v, float) else v >= 1,
+     "a fraction in (0, 1) or a count >= 1"),
+    ("data.num_classes", lambda v: v is None or v >= 1, ">= 1 (or null)"),
+    ("data.size", lambda v: all(s >= 1 for s in ([v] if isinstance(v, int) else v))
+     and (isinstance(v, int) or len(v) == 2), "an int >= 1 or [height, width]"),
+    ("model.num_classes", lambda v: v is None or v >= 1, ">= 1 (or null: the model's own)"),
+    ("model.in_channels", lambda v: v is None or v >= 1, ">= 1 (or null: the model's own)"),
+    ("optim.lr", lambda v: v > 0, "> 0"),
+    ("optim.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("optim.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("optim.betas", lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+     "two numbers in [0, 1)"),
+    ("schedule.warmup_epochs", lambda v: v >= 0, ">= 0"),
+    ("schedule.warmup_factor", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("train.epochs", lambda v: v >= 1, ">= 1"),
+    ("train.amp", lambda v: v in AMP_MODES, f"one of {', '.join(AMP_MODES)}"),
+    ("train.grad_clip", lambda v: v is None or v > 0, "> 0 (or null: no clipping)"),
+    ("train.early_stopping", lambda v: v is None or v >= 1, ">= 1 (or null: never)"),
+    ("train.checkpoint_every", lambda v: v is None or v >= 1, ">= 1 step (or null)"),
+    ("train.log_every", lambda v: v >= 1, ">= 1 step"),
+)
+
+
+def _value(config: RunConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
 def _check_choices(config: RunConfig, source: str) -> None:
     if config.data.kind not in DATASET_KINDS:
         raise ConfigError(f"{source}: data.kind must be one of {', '.join(DATASET_KINDS)}; "
@@ -110,13 +145,10 @@ def _check_choices(config: RunConfig, source: str) -> None:
     if config.task.kind not in TASK_KINDS:
         raise ConfigError(f"{source}: task.kind must be one of {', '.join(TASK_KINDS)}; "
                           f"got {config.task.kind!r}")
-    positive = {"data.batch_size": config.data.batch_size, "train.epochs": config.train.epochs,
-                "data.num_samples": config.data.num_samples}
-    for key, value in positive.items():
-        if value < 1:
-            raise ConfigError(f"{source}: {key} must be >= 1; got {value}")
-    if config.data.workers < 0:
-        raise ConfigError(f"{source}: data.workers must be >= 0; got {config.data.workers}")
+    for key, valid, what in RANGES:
+        value = _value(config, key)
+        if not valid(value):
+            raise ConfigError(f"{source}: {key} must be {what}; got {value!r}")
 
 
 def config_from_dict(values: dict | None, source: str = "config") -> RunConfig:
@@ -170,21 +202,62 @@ def apply_override(config: RunConfig, text: str) -> RunConfig:
     return config_from_dict(values, source)
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key written twice in one mapping (YAML itself keeps the
+    last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(f"{self.name}:{line}: key {key!r} is written twice (also "
+                                  f"on line {seen[key]}); keep one")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; expected a configuration file (YAML)") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied reading the configuration") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML configuration is UTF-8 text)") \
+            from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes)")
+    if not text.strip() or all(line.lstrip().startswith("#") or not line.strip()
+                               for line in text.splitlines()):
+        raise ConfigError(f"{path}: the configuration is empty; it names at least the data, "
+                          "the model and the task (see configs/*.yaml)")
+    loader = _StrictLoader(text)
+    loader.name = str(path)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f":{where.line + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{line}: not valid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> RunConfig:
     """Read ``path`` (YAML; None: the defaults) and apply ``overrides`` in order."""
     if path is None:
         config = RunConfig()
     else:
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found") from None
-        try:
-            values = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from None
-        config = config_from_dict(values, str(path))
+        config = config_from_dict(_read_yaml(path), str(path))
     for text in overrides:
         config = apply_override(config, text)
     return config

@@ -105,7 +105,9 @@ class ScheduleConfig:
 @dataclass
 class TrainConfig:
     """The training loop. ``early_stopping``: epochs without improvement of the task's primary
-    metric before stopping (None: never). ``grad_clip``: max gradient norm (None: no clipping)."""
+    metric before stopping (None: never). ``grad_clip``: max gradient norm (None: no clipping).
+    ``checkpoint_every``: also write ``last.pt`` every that many optimizer steps (mid-epoch
+    checkpoints, resumed exactly; None: at the end of each epoch only)."""
 
     epochs: int = 10
     amp: str = "off"  # off, auto (bf16/fp16 on GPUs; off on the CPU), bf16 or fp16
@@ -116,6 +118,8 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"
     run_dir: str = "runs/run"
+    checkpoint_every: int | None = None
+    log_every: int = 50
 
 
 @dataclass

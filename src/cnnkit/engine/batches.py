@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Sampler
+from cnnkit.data.datasets.transformed import SampleError
 from cnnkit.errors import ArgumentError
 
 
@@ -79,9 +80,12 @@ def epoch_batches(loader: Any, skip: int = 0) -> Iterable[Any]:
 
 
 def as_batch(batch: Any) -> dict[str, Any]:
-    """A collated dict as is; an ``(images, labels)`` pair as ``{"image", "label"}``."""
+    """A collated dict as is; an ``(images, labels)`` pair as ``{"image", "label"}``; a
+    worker's :class:`~cnnkit.data.datasets.transformed.SampleError` raised as its error."""
     if isinstance(batch, dict):
         return batch
+    if isinstance(batch, SampleError):
+        raise batch.error
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return {"image": batch[0], "label": batch[1]}
     raise ArgumentError(f"a batch must be a dict (cnnkit.data.batch.collate_samples) or an "

@@ -20,6 +20,7 @@ import pickle
 import random
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,11 @@ FORMAT = "cnnkit.checkpoint/1"
 
 
 class CheckpointError(CnnkitError):
-    """A checkpoint file that is missing, unreadable or not a cnnkit training checkpoint."""
+    """A checkpoint file that is missing, unreadable, unwritable or not a cnnkit checkpoint."""
+
+
+class NonFiniteStateError(CnnkitError):
+    """Parameters or buffers of the model became NaN or infinite; nothing was saved."""
 
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
@@ -54,13 +59,65 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save(state)`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """``torch.save(state)`` to ``path`` atomically; a failed write (full disk, permissions)
+    is one :class:`CheckpointError` naming the file and saying that the previous one, if
+    any, is intact."""
+    path = Path(path)
+    try:
+        return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    except OSError as err:
+        kept = (f"the previous {path.name} is intact" if path.is_file()
+                else f"no {path.name} was written")
+        raise CheckpointError(f"could not write {path} ({err.strerror or err}); {kept}") from None
 
 
 def copy_checkpoint(source: str | Path, target: str | Path) -> Path:
     """Copy a checkpoint file atomically (the latest to the best)."""
-    return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    target = Path(target)
+    try:
+        return atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
+    except OSError as err:
+        raise CheckpointError(f"could not write {target} ({err.strerror or err}); {source} "
+                              f"holds the same checkpoint") from None
+
+
+def orphans(folder: str | Path, names: tuple[str, ...]) -> list[Path]:
+    """Temporary files :func:`atomic_write` left in ``folder`` for ``names`` (a process killed
+    in the middle of a write leaves one behind)."""
+    folder = Path(folder)
+    return sorted(p for name in names for p in folder.glob(f".{name}.*.tmp"))
+
+
+def nonfinite_tensors(model: torch.nn.Module) -> list[str]:
+    """Names of the floating-point parameters and buffers holding a NaN or an infinity (one
+    synchronisation with the device for all of them)."""
+    named = [(name, tensor) for name, tensor in (*model.named_parameters(),
+                                                 *model.named_buffers())
+             if tensor.is_floating_point()]
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
+
+
+def repair_best(last: str | Path, best: str | Path) -> bool:
+    """Make ``best`` the copy of ``last`` that an interrupted copy failed to finish: when
+    ``last`` is the end-of-epoch checkpoint of its run's best epoch and ``best`` is missing,
+    unreadable or older. Returns whether it copied."""
+    last, best = Path(last), Path(best)
+    if not last.is_file():
+        return False
+    state = load_checkpoint(last)
+    if state.get("batches_done") or state.get("best_epoch") != state.get("epoch"):
+        return False  # last.pt is not the best epoch's end
+    try:
+        current = load_checkpoint(best) if best.is_file() else None
+    except CheckpointError:
+        current = None
+    if current is not None and current.get("step") == state.get("step"):
+        return False
+    copy_checkpoint(last, best)
+    return True
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -68,11 +125,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes), not a checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path}: not a readable checkpoint "
-                              f"({str(err).splitlines()[0]})") from None
+        with warnings.catch_warnings():  # torch's notes on foreign pickles: the error says it
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read it ({err.strerror or err})") from None
+    except Exception as err:  # noqa: BLE001  a foreign file fails torch's unpickler in any way
+        reason = "not a file torch.save wrote"
+        if isinstance(err, pickle.UnpicklingError):
+            reason = "it is not a weights-only torch file: cnnkit runs no pickled code"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a cnnkit training checkpoint (no format "
                               f"{FORMAT!r}); to load weights only use "

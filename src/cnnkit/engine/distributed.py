@@ -16,14 +16,18 @@ each validation sample counts once) for evaluation.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from cnnkit.data.batch import collate_samples
+from cnnkit.data.datasets.transformed import SampleError
 
 
 @dataclass(frozen=True)
@@ -107,9 +111,32 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int = 0
                                       shuffle=True, seed=seed, drop_last=drop_last) if train
                    else ShardSampler(len(dataset), info.rank, info.world_size))
     return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None,
-                      sampler=sampler, num_workers=num_workers, collate_fn=collate_fn,
+                      sampler=sampler, num_workers=num_workers,
+                      collate_fn=partial(collate_or_error, collate_fn or default_collate),
                       drop_last=drop_last, pin_memory=pin_memory, generator=generator,
+                      worker_init_fn=quiet_worker if num_workers else None,
                       persistent_workers=persistent_workers and num_workers > 0)
+
+
+def default_collate(samples: list[Any]) -> Any:
+    from torch.utils.data import default_collate as torch_collate
+
+    return torch_collate(samples)
+
+
+def collate_or_error(collate: Callable[[list[Any]], Any], samples: list[Any]) -> Any:
+    """``collate(samples)``, or the first sample's error when a worker could not read one."""
+    for sample in samples:
+        if isinstance(sample, SampleError):
+            return sample
+    return collate(samples)
+
+
+def quiet_worker(_worker_id: int) -> None:
+    """Loader workers leave SIGINT to the main process, which stops the run with a checkpoint
+    (a terminal's Ctrl-C reaches every process of the group). SIGTERM keeps its default: it is
+    how the main process ends its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def broadcast_flag(flag: bool) -> bool:

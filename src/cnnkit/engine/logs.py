@@ -63,17 +63,35 @@ class RunLogger:
         self._csv = open(self.csv_path, mode, newline="")
         self._writer = csv.writer(self._csv)
 
-    def drop_after(self, step: int) -> None:
-        """Remove CSV rows past ``step`` (a resumed run repeats the steps after its checkpoint)."""
+    def drop_after(self, step: int, epoch: int | None = None) -> None:
+        """Keep only the rows a checkpoint at ``step`` (``epoch`` completed epochs) had seen:
+        training rows up to ``step`` and validation rows up to ``epoch``. A resumed run repeats
+        what came after its checkpoint, so those rows would otherwise appear twice; a row cut
+        short by a kill, or a missing header, is dropped or restored too."""
         if not self.enabled or self._csv is None:
             return
         self._csv.close()
-        with open(self.csv_path, newline="") as handle:
-            rows = list(csv.reader(handle))
-        kept = [HEADER] + [r for r in rows[1:] if len(r) == len(HEADER) and int(r[1]) <= step]
+        text = self.csv_path.read_text()
+        if text and not text.endswith("\n"):  # a row cut short by a kill
+            text = text[:text.rfind("\n") + 1]
+        rows = list(csv.reader(text.splitlines()))
+        kept = [HEADER] + [row for row in rows if self._before(row, step, epoch)]
         with open(self.csv_path, "w", newline="") as handle:
             csv.writer(handle).writerows(kept)
         self._open("a")
+
+    @staticmethod
+    def _before(row: list[str], step: int, epoch: int | None) -> bool:
+        if len(row) != len(HEADER) or row == HEADER:
+            return False
+        try:
+            row_epoch, row_step = int(row[0]), int(row[1])
+            float(row[4])
+        except ValueError:
+            return False
+        if row[2] == "val" and epoch is not None:
+            return row_epoch <= epoch and row_step <= step
+        return row_step <= step
 
     def log(self, split: str, values: dict[str, float], *, epoch: int, step: int) -> None:
         if not self.enabled:

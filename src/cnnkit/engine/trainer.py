@@ -46,6 +46,7 @@ from cnnkit.engine.logs import RunLogger
 from cnnkit.engine.optim import build_optimizer
 from cnnkit.engine.progress import Progress
 from cnnkit.engine.schedules import ConstantLR, Schedule
+from cnnkit.engine.signals import StopRequests, TrainingInterrupted
 from cnnkit.errors import CnnkitError
 from cnnkit.tasks.base import Task
 
@@ -159,8 +160,28 @@ class Trainer:
                 "loader_generators": generators, "config": self.config,
                 **({"spec": self.spec} if self.spec is not None else {})}
 
+    def _epoch_position(self) -> str:
+        if self.batches_done == 0:
+            return f"end of epoch {self.epoch}"
+        return f"epoch {self.epoch + 1}, batch {self.batches_done}"
+
+    def _kept(self) -> str:
+        return (f"the last good checkpoint is {self._last_saved[0]} (step {self._last_saved[1]})"
+                if self._last_saved else "no checkpoint had been written yet")
+
     def save(self) -> Path:
-        """Write the checkpoint ``files.last`` atomically (rank 0 only)."""
+        """Write the checkpoint ``files.last`` atomically (rank 0 only); never a model whose
+        parameters or buffers are not finite (that stops the run, naming them)."""
+        bad = ckpt.nonfinite_tensors(self.raw_model)
+        if broadcast_flag(bool(bad)):
+            self.stop_reason = "non-finite weights"
+            self.logger.flush()
+            named = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise ckpt.NonFiniteStateError(
+                f"the model's {named or 'tensors (on another process)'} became NaN or infinite "
+                f"by step {self.step} ({self._epoch_position()}); stopped without saving: "
+                f"{self._kept()}. Try a lower learning rate, gradient clipping (grad_clip) or "
+                "amp='off'/'bf16'")
         state = self.state_dict()
         path = Path(self.files.last)
         if state is not None:
@@ -171,8 +192,13 @@ class Trainer:
     def load(self, path: str | Path) -> None:
         """Restore everything :meth:`state_dict` saved, to continue the run exactly."""
         state = ckpt.load_checkpoint(path)
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.raw_model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ckpt.CheckpointError(f"{path} does not fit this run's model or optimizer "
+                                       f"({str(err).splitlines()[0].strip()}); resume with "
+                                       "the configuration it was trained with") from None
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state["scaler"] is not None:
             self.scaler.load_state_dict(state["scaler"])
@@ -187,23 +213,47 @@ class Trainer:
                 generator.set_state(saved)
         rng = state["rng"]
         ckpt.set_rng_state(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
-        self.logger.drop_after(self.step)
+        self.logger.drop_after(self.step, self.epoch)
         self.progress.start_steps = self.step
         self._last_saved = (Path(path), self.step)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> list[dict[str, float]]:
-        """Train until ``epochs`` (or ``max_steps``, or early stopping); return the history."""
+        """Train until ``epochs`` (or ``max_steps``, or early stopping); return the history.
+
+        SIGINT and SIGTERM stop it at the next step with a checkpoint to resume from
+        (:class:`~cnnkit.engine.signals.TrainingInterrupted`)."""
         try:
-            while self.epoch < self.epochs and self.stop_reason is None:
-                if not self._train_epoch():
-                    self.stop_reason = "max_steps"
-                    break
-                self._end_epoch()
+            with StopRequests() as self._stop:
+                while self.epoch < self.epochs and self.stop_reason is None:
+                    if not self._train_epoch():
+                        self.stop_reason = "max_steps"
+                        break
+                    self._end_epoch()
+                    self._obey_stop(check=True)
         finally:
             self.logger.flush()
             self.progress.close()
         return self.history
+
+    def _obey_stop(self, check: bool) -> None:
+        """After a step: on a received signal, save and stop (every process agrees first)."""
+        received = getattr(self, "_stop", None) and self._stop.received
+        if self.info.enabled:
+            if not check:
+                return
+            received = received or ("SIGTERM" if broadcast_flag(bool(received)) else None)
+        if not received:
+            return
+        self.stop_reason = f"interrupted ({received})"
+        self._flush_window()
+        saved = None
+        if not self._last_saved or self._last_saved[1] != self.step:
+            saved = self.save()
+        elif self.info.is_main:
+            saved = self._last_saved[0]
+        self.progress.message(f"{received}: stopping after step {self.step}")
+        raise TrainingInterrupted(received, self.step, saved if self.info.is_main else None)
 
     def _train_epoch(self) -> bool:
         """One epoch (or its rest); False when ``max_steps`` stopped it."""
@@ -229,6 +279,7 @@ class Trainer:
             if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                 self._flush_window()
                 self.save()
+            self._obey_stop(check=self.step % self.log_every == 0)
         self._flush_window()
         return True
 
@@ -290,11 +341,10 @@ class Trainer:
             step = self.step - len(losses) + first + 1
             batch = self.batches_done - len(losses) + first + 1
             where = f"{losses[first].item()} at step {step} (epoch {self.epoch + 1}, batch {batch})"
-        kept = (f"the last good checkpoint is {self._last_saved[0]} (step {self._last_saved[1]})"
-                if self._last_saved else "no checkpoint had been written yet")
         self.stop_reason = "non-finite loss"
         self.logger.flush()
-        raise NonFiniteLossError(f"training loss is {where}; stopped without saving: {kept}. "
+        raise NonFiniteLossError(f"training loss is {where}; stopped without saving: "
+                                 f"{self._kept()}. "
                                  "Try a lower learning rate, gradient clipping (grad_clip) or "
                                  "amp='off'/'bf16'")
 

@@ -56,8 +56,10 @@ def _selected(model: nn.Module, names: Iterable[str]) -> tuple[set[str], list[st
     unmatched = [n for n in names if n not in groups and not any(
         pname == n or pname.startswith(n + ".") for pname in picked)]
     if unmatched:
-        raise CnnkitError(f"{unmatched} name no group ({sorted(groups)}) and no parameter prefix "
-                          f"of {type(model).__name__}")
+        top = sorted({pname.split(".")[0] for pname, _ in model.named_parameters()})
+        raise CnnkitError(f"{', '.join(map(repr, unmatched))} names no parameter group "
+                          f"({', '.join(sorted(groups)) or 'it has none'}) and no parameter "
+                          f"prefix (such as {', '.join(top[:4])}) of {type(model).__name__}")
     return picked, prefixes
 
 

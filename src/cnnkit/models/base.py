@@ -43,6 +43,14 @@ def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, leaf, module)
 
 
+def input_channels(model: nn.Module) -> int | None:
+    """The channels ``model`` takes: those of its first convolution (None without one)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return module.in_channels
+    return None
+
+
 def new_head_like(old: nn.Module, num_classes: int) -> nn.Module:
     """A freshly initialised classifier of the same kind as ``old`` with ``num_classes`` outputs."""
     if isinstance(old, nn.Linear):

@@ -16,7 +16,8 @@ from cnnkit.config import RunConfig
 from cnnkit.config.schema import ModelConfig
 from cnnkit.data.datasets import LabelSpace, TransformedDataset, label_space
 from cnnkit.engine.checkpoint import seed_everything
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, OptionError
+from cnnkit.models.base import input_channels
 from cnnkit.runs.data import build_dataset
 from cnnkit.runs.spec import InferenceSpec
 from cnnkit.tasks import Task, build_task, task_class
@@ -44,6 +45,9 @@ def build_model(section: ModelConfig) -> nn.Module:
                  in_channels=section.in_channels, weights=section.weights, **section.options)
     if section.probe_stage is None:
         return net
+    if not getattr(net, "feature_specs", None):
+        raise CnnkitError(f"model.probe_stage: {section.name} declares no feature maps; a "
+                          "linear probe needs a zoo classifier (see cnnkit models --features)")
     return LinearProbe(net, net.num_classes, stage=section.probe_stage)
 
 
@@ -51,7 +55,10 @@ def build_task_for(config: RunConfig, labels: LabelSpace, model: nn.Module) -> T
     """The configured task, sized by the model and named by the data's labels."""
     options = task_class(config.task.kind).options_from(labels, model)
     options.update(config.task.options)
-    return build_task(config.task.kind, **options)
+    try:
+        return build_task(config.task.kind, **options)
+    except OptionError as err:
+        raise OptionError(f"task.options: {err}") from None
 
 
 def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> Assembly:
@@ -72,5 +79,11 @@ def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> A
         reference = build_dataset(data, next(iter(datasets)), train=False, seed=seed)
     if len(reference) == 0:
         raise CnnkitError(f"the {data.kind} data at {data.root} has no samples")
-    spec = InferenceSpec.for_run(config, model, task, tuple(reference[0].image.shape))
+    shape = tuple(reference[0].image.shape)
+    takes = input_channels(model)
+    if takes is not None and takes != shape[0]:
+        raise CnnkitError(f"model {config.model.name} takes {takes}-channel images but the "
+                          f"data's images have {shape[0]} channel(s); set "
+                          f"model.in_channels={shape[0]}")
+    spec = InferenceSpec.for_run(config, model, task, shape)
     return Assembly(config, model, task, labels, spec, datasets)

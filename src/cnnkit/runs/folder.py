@@ -15,6 +15,7 @@ A run folder holds:
 ``samples/``           pictures of predictions next to the truth
 ``curves.png``         the training curves; ``confusion.png`` the confusion matrix
 ``report.html``        a self-contained report of all of the above
+``.lock``              held while a run trains here (:mod:`cnnkit.runs.lock`)
 =====================  ============================================================
 
 Checkpoints carry the spec too, so a single ``best.pt`` is enough to predict with.
@@ -42,6 +43,7 @@ class RunFolder:
     CURVES = "curves.png"
     CONFUSION = "confusion.png"
     REPORT = "report.html"
+    LOCK = ".lock"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -96,6 +98,10 @@ class RunFolder:
     def report(self) -> Path:
         return self.path / self.REPORT
 
+    @property
+    def lock(self) -> Path:
+        return self.path / self.LOCK
+
     def evaluation(self, tta: str | None = None) -> Path:
         """``eval.json``, or ``eval_<tta>.json`` for an evaluation with test-time augmentation."""
         return self.path / ("eval.json" if tta is None else f"eval_{tta}.json")
@@ -113,7 +119,8 @@ class RunFolder:
     def known_names(self) -> set[str]:
         """The names of the entries a run writes at the top of its folder."""
         names = {self.CONFIG, self.SPEC, self.SPLIT, self.LAST, self.BEST, self.METRICS,
-                 self.TENSORBOARD, self.SAMPLES, self.CURVES, self.CONFUSION, self.REPORT}
+                 self.TENSORBOARD, self.SAMPLES, self.CURVES, self.CONFUSION, self.REPORT,
+                 self.LOCK}
         return names | {p.name for p in self.path.glob("eval*.json")}
 
     def foreign_entries(self) -> list[Path]:
@@ -125,21 +132,32 @@ class RunFolder:
                       if p.name not in known and not p.name.startswith(f".{self.LAST}.")
                       and not p.name.startswith(f".{self.BEST}."))
 
+    def run_entries(self) -> list[Path]:
+        """Entries of the folder that a run wrote (temporary checkpoint files included)."""
+        if not self.path.is_dir():
+            return []
+        foreign = set(self.foreign_entries())
+        return sorted(p for p in self.path.iterdir() if p not in foreign and p.name != self.LOCK)
+
+    def remove_run_files(self) -> None:
+        """Remove what a run wrote here, and only that (other files stay)."""
+        for entry in self.run_entries():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
     def clear(self) -> None:
         """Remove what a run wrote here, and only that; a folder that also holds other files
         is refused (cnnkit never deletes what it did not create)."""
+        if self.path.exists() and not self.path.is_dir():
+            raise CnnkitError(f"{self.path} is a file, not a run folder")
         foreign = self.foreign_entries()
         if foreign:
             shown = ", ".join(p.name for p in foreign[:3]) + (", ..." if len(foreign) > 3 else "")
             raise CnnkitError(f"{self.path} holds files that are not a run's ({shown}); "
                               "choose another run folder")
-        if not self.path.is_dir():
-            return
-        for entry in self.path.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        self.remove_run_files()
 
     def require(self) -> RunFolder:
         """This folder, checked to be a run folder (one line naming what is missing)."""

@@ -91,7 +91,11 @@ class Run:
         out_dir = Path(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise CnnkitError(f"--out {out_dir}: a file is there, not a folder")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CnnkitError(f"--out {out_dir}: cannot create the folder "
+                              f"({err.strerror or err})") from None
         records = []
         for path in map(Path, paths):
             prediction = self.predict([path])[0]

@@ -8,22 +8,28 @@ writes files and evaluates.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from cnnkit.config import RunConfig, save_config
+from cnnkit.config import RunConfig, load_config, save_config
 from cnnkit.config.loader import config_to_dict
 from cnnkit.engine import (Trainer, build_optimizer, build_schedule, freeze, load_checkpoint,
                            make_loader)
+from cnnkit.engine.checkpoint import orphans, repair_best
 from cnnkit.engine.distributed import cleanup_distributed, dist_info, init_distributed
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.assemble import Assembly, assemble
 from cnnkit.runs.data import build_batch_transforms, dataset_split
 from cnnkit.runs.evaluate import evaluate_model
 from cnnkit.runs.folder import RunFolder
+from cnnkit.runs.lock import RunLock
+
+log = logging.getLogger(__name__)
 
 
 def build_optimizer_for(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -31,7 +37,10 @@ def build_optimizer_for(config: RunConfig, model: nn.Module) -> torch.optim.Opti
     batch-norm layers keep the running statistics they came with)."""
     optim = config.optim
     if optim.freeze:
-        freeze(model, optim.freeze)
+        try:
+            freeze(model, optim.freeze)
+        except CnnkitError as err:
+            raise CnnkitError(f"optim.freeze: {err}") from None
     return build_optimizer(model, optim.name, optim.lr, momentum=optim.momentum,
                            weight_decay=optim.weight_decay, nesterov=optim.nesterov,
                            betas=tuple(optim.betas), lr_multipliers=optim.lr_mult or None)
@@ -52,17 +61,77 @@ def build_schedule_for(config: RunConfig, optimizer: torch.optim.Optimizer, step
                           **options)
 
 
-def _prepare_folder(folder: RunFolder, config: RunConfig, parts: Assembly,
-                    resume: str | Path | None) -> None:
-    if resume is None and folder.last.exists():
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(old) | set(new))
+    found = []
+    for key in keys:
+        a, b, name = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += _differences(a, b, f"{name}.")
+        elif a != b:
+            found.append(f"{name}: {a!r} there, {b!r} now")
+    return found
+
+
+def _make_folder(folder: RunFolder) -> bool:
+    """Create the run folder (parents too); True when it was created now."""
+    if folder.path.exists() and not folder.path.is_dir():
+        raise CnnkitError(f"train.run_dir={folder.path} is a file, not a folder")
+    created = not folder.path.exists()
+    try:
+        folder.path.mkdir(parents=True, exist_ok=True)
+        probe = folder.path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as err:
+        raise CnnkitError(f"cannot write to the run folder {folder.path} "
+                          f"({err.strerror or err})") from None
+    return created
+
+
+def _claim(folder: RunFolder, config: RunConfig, resume: str | Path | None) -> None:
+    """Refuse a folder holding another run; tidy what an interrupted run left behind."""
+    for stale in orphans(folder.path, (folder.LAST, folder.BEST)):
+        log.info("removing %s, left by an interrupted checkpoint write", stale.name)
+        stale.unlink(missing_ok=True)
+    if resume is not None:
+        if Path(resume).resolve() == folder.last.resolve() and repair_best(folder.last,
+                                                                           folder.best):
+            log.warning("%s was older than the best epoch %s records (an interrupted copy); "
+                        "copied it again", folder.best, folder.last)
+        return
+    if folder.last.exists():
         raise CnnkitError(f"run folder {folder.path} already holds a run ({folder.LAST}); "
                           f"resume it with --resume {folder.last} or choose train.run_dir=...")
-    folder.path.mkdir(parents=True, exist_ok=True)
-    save_config(config, folder.config)
-    parts.spec.save(folder.spec)
+    if not folder.run_entries():
+        return
+    if folder.config.is_file():
+        differences = _differences(config_to_dict(load_config(folder.config)),
+                                   config_to_dict(config))
+        if differences:
+            raise CnnkitError(f"run folder {folder.path} holds another run that wrote no "
+                              f"checkpoint ({differences[0]}); choose train.run_dir=... or "
+                              "remove its files")
+    log.info("restarting the run in %s, which stopped before its first checkpoint",
+             folder.path)
+    folder.remove_run_files()
+
+
+def _write(path: Path, write) -> None:
+    try:
+        write(path)
+    except OSError as err:
+        raise CnnkitError(f"could not write {path} ({err.strerror or err})") from None
+
+
+def _prepare_folder(folder: RunFolder, config: RunConfig, parts: Assembly,
+                    resume: str | Path | None) -> None:
+    _claim(folder, config, resume)
+    _write(folder.config, lambda path: save_config(config, path))
+    _write(folder.spec, parts.spec.save)
     split = dataset_split(config.data)
     if split is not None:
-        split.save(folder.split)
+        _write(folder.split, split.save)
 
 
 def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = False,
@@ -71,9 +140,23 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
     ``{"run_dir", "history", "stop_reason"}`` and, after an evaluation, its figures."""
     info = init_distributed()
     folder = RunFolder(config.train.run_dir)
+    created = _make_folder(folder) if info.is_main else False
+    lock = RunLock(folder.lock) if info.is_main else contextlib.nullcontext()
+    try:
+        with lock:
+            return _train(config, folder, resume=resume, quiet=quiet, max_steps=max_steps)
+    except BaseException:
+        if created and not any(folder.path.iterdir()):
+            folder.path.rmdir()  # nothing of ours to keep
+        raise
+
+
+def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, quiet: bool,
+           max_steps: int | None) -> dict[str, Any]:
+    info = dist_info()
     parts = assemble(config)
     data, seed, t = config.data, config.train.seed, config.train
-    if dist_info().is_main:
+    if info.is_main:
         _prepare_folder(folder, config, parts, resume)
     train_set, val_set = parts.datasets["train"], parts.datasets.get("val")
     train_loader = make_loader(train_set, data.batch_size, train=True, seed=seed,
@@ -88,6 +171,7 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
                       scheduler=scheduler, epochs=t.epochs, files=folder, device=t.device,
                       amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip,
                       early_stopping=t.early_stopping, seed=seed, deterministic=t.deterministic,
+                      log_every=t.log_every, checkpoint_every=t.checkpoint_every,
                       max_steps=max_steps, resume=resume, quiet=quiet,
                       config=config_to_dict(config), spec=parts.spec.to_dict(),
                       batch_transform=build_batch_transforms(data.batch_transforms))

@@ -71,13 +71,28 @@ class _KeypointRows(Dataset, SkipBad):
         path, points, visible, extra = row
         meta = {"path": str(path), **{k: v for k, v in extra.items() if k != "boxes"}}
         boxes = extra.get("boxes")
-        return Sample(read_image(path, "RGB"), keypoints=points.clone(), visible=visible.clone(),
+        image = read_image(path, "RGB")
+        self._check_inside(path, points, visible, image.shape[-2:])
+        return Sample(image, keypoints=points.clone(), visible=visible.clone(),
                       skeleton=self.skeleton, boxes=boxes,
                       box_labels=None if boxes is None else torch.zeros(1, dtype=torch.int64),
                       meta=meta)
 
     def __getitem__(self, index: int) -> Sample:
         return self._load(self.rows[index])
+
+    def _check_inside(self, path: Path, points: torch.Tensor, visible: torch.Tensor,
+                      size: tuple[int, int]) -> None:
+        """A visible keypoint must lie on the image (``[-0.5, W - 0.5] x [-0.5, H - 0.5]``);
+        one outside is a labelling error, named with its file, keypoint and position."""
+        height, width = size
+        outside = visible & ((points[:, 0] < -0.5) | (points[:, 0] > width - 0.5)
+                             | (points[:, 1] < -0.5) | (points[:, 1] > height - 0.5))
+        if bool(outside.any()):
+            k = int(outside.nonzero()[0])
+            x, y = points[k].tolist()
+            raise DatasetError(f"{path}: keypoint {self.skeleton.names[k]!r} at ({x:g}, {y:g}) "
+                               f"is outside the {width} x {height} image but marked visible")
 
 
 class DLCKeypoints(_KeypointRows):
@@ -196,7 +211,12 @@ class COCOKeypoints(_KeypointRows):
         if len(flat) != 3 * len(names):
             raise DatasetError(f"{where}: wrong keypoint count: {len(flat)} values, expected "
                                f"{3 * len(names)} (x, y, v for {len(names)} keypoints)")
-        values = torch.tensor(flat, dtype=torch.float32).view(-1, 3)
+        try:
+            values = torch.tensor([float(v) for v in flat], dtype=torch.float32).view(-1, 3)
+        except (TypeError, ValueError):
+            bad = next(v for v in flat if not isinstance(v, (int, float)))
+            raise DatasetError(f"{where}: keypoints must be numbers (x, y, v); got "
+                               f"{bad!r}") from None
         visible = values[:, 2] > 0
         if not bool(visible.any()):
             return None

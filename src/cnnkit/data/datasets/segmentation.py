@@ -21,6 +21,22 @@ from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.errors import ArgumentError
 
 
+BLACK_WHITE_IGNORED = 0.2  # a larger share of 255 in a 0/255 mask is a black/white mask
+
+
+def check_not_black_and_white(mask: torch.Tensor, path: Path) -> None:
+    """Refuse an index mask that holds only 0 and 255 with 255 on a large part of it: a
+    black/white mask (white = a class) whose white pixels would silently be ignored, since
+    255 is the ignore index. Ignored borders (as in Pascal VOC) cover a few percent."""
+    white = mask == IGNORE_INDEX
+    share = float(white.float().mean()) if mask.numel() else 0.0
+    if share > BLACK_WHITE_IGNORED and bool(((mask == 0) | white).all()):
+        raise DatasetError(f"{path}: the mask holds only 0 and 255, and 255 (the ignore index) "
+                           f"covers {100 * share:.0f}% of it: a black/white mask? Read white as "
+                           "class 1 with mask_values [0, 255] (data.mask_values, or "
+                           "--mask-values 0,255)")
+
+
 CAMVID_CLASSES = ClassList(
     names=("Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
            "Pedestrian", "Bicyclist", "Unlabelled"),
@@ -83,6 +99,8 @@ class SegmentationPairs(Dataset, SkipBad):
         mask = read_mask(path, len(self.classes),
                          colors=self.classes.colors if self.mask_format == "rgb" else None,
                          values=self.mask_values)
+        if self.mask_format == "index":
+            check_not_black_and_white(mask, path)
         if self.void_to_ignore:
             mask[mask == self.classes.void_index] = IGNORE_INDEX
         return mask

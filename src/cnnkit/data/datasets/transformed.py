@@ -8,12 +8,27 @@ before the loader is created, or do not use persistent workers).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform
+from cnnkit.errors import CnnkitError
+
+
+@dataclass
+class SampleError:
+    """A sample a DataLoader worker could not read, carrying its one-line error.
+
+    Raised in a worker process, a :class:`CnnkitError` would reach the main process wrapped by
+    torch into a multi-line "Caught ... in DataLoader worker process 0" traceback; returned as
+    this object it travels with the batch, and the trainer raises the original error there
+    (:func:`cnnkit.engine.batches.as_batch`)."""
+
+    error: CnnkitError
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -34,7 +49,15 @@ class TransformedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, index: int) -> Sample:
+    def __getitem__(self, index: int) -> Sample | SampleError:
+        try:
+            return self._get(index)
+        except CnnkitError as err:
+            if get_worker_info() is None:
+                raise
+            return SampleError(err)  # the main process raises it (see SampleError)
+
+    def _get(self, index: int) -> Sample:
         sample = self.dataset[index]
         if self.transform is None:
             return sample
