@@ -9,8 +9,10 @@ from torch import nn
 from cnnkit.data.synthetic import SyntheticShapes
 from cnnkit.runs import RunFolder
 from cnnkit.engine import Trainer, build_optimizer, build_schedule, load_checkpoint, make_loader
-from cnnkit.engine.devices import resolve_amp
+from cnnkit.engine import devices
+from cnnkit.engine.devices import precision_note, resolve_amp, resolve_channels_last
 from cnnkit.errors import CnnkitError
+from helpers.engine import TinyNet, TinyTask, shuffled_loader, tiny_data
 
 tasks = pytest.importorskip("cnnkit.tasks.classification")
 
@@ -41,9 +43,38 @@ def test_synthetic_shapes_bf16_channels_last_plateau(tmp_path) -> None:
     assert (tmp_path / "best.pt").is_file()
 
 
+def test_bf16_training_lowers_the_loss(tmp_path) -> None:
+    model = TinyNet()
+    trainer = Trainer(model, TinyTask(), shuffled_loader(tiny_data()), None,
+                      optimizer=build_optimizer(model, "sgd", lr=0.1), epochs=5,
+                      files=RunFolder(tmp_path), device="cpu", amp="bf16", channels_last="auto",
+                      quiet=True, log_every=1)
+    trainer.fit()
+    assert trainer.amp_dtype is torch.bfloat16 and trainer.channels_last is True
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[4]) for r in rows if ",train,loss," in r]
+    assert len(losses) == 25 and sum(losses[-5:]) < 0.5 * sum(losses[:5])
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # weights stay float32
+
+
+def test_amp_auto_takes_bf16_where_the_cpu_computes_it(monkeypatch) -> None:
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "_cpuinfo", lambda: {"model name": "Xeon", "flags": "avx2 fma"})
+    assert resolve_amp("auto", cpu) is None  # bf16 would be emulated: float32
+    assert resolve_channels_last("auto", None) is False
+    assert "float32" in precision_note("auto", cpu, None, False)
+    for flags in ("avx512f avx512_bf16", "amx_bf16 amx_tile"):
+        monkeypatch.setattr(devices, "_cpuinfo", lambda f=flags: {"model name": "X", "flags": f})
+        assert resolve_amp("auto", cpu) is torch.bfloat16
+        assert resolve_channels_last("auto", torch.bfloat16) is True
+    note = precision_note("auto", cpu, torch.bfloat16, True)
+    assert note == "precision: amp=auto -> bfloat16 autocast, channels-last on cpu: X (amx_bf16)"
+    assert resolve_channels_last(False, torch.bfloat16) is False  # an explicit choice stays
+
+
 def test_amp_modes() -> None:
     cpu = torch.device("cpu")
-    assert resolve_amp("auto", cpu) is None and resolve_amp("off", cpu) is None
+    assert resolve_amp("off", cpu) is None
     assert resolve_amp("fp16", cpu) is torch.float16 and resolve_amp("bf16", cpu) is torch.bfloat16
     with pytest.raises(CnnkitError, match="amp must be one of"):
         resolve_amp("fp8", cpu)

@@ -61,7 +61,8 @@ def test_trainer_writes_csv_and_tensorboard_that_agree(tmp_path, caplog) -> None
     tb_val = [v for _, v in scalars["val/accuracy"]]
     assert tb_val == pytest.approx([float(r["value"]) for r in val])
     lines = [r.getMessage() for r in caplog.records]  # not a terminal: one log line per update
-    assert lines[0].startswith("epoch 1/3 batch 2/5 loss ") and "img/s ETA" in lines[0]
+    assert lines[0].startswith("precision: amp=off -> float32 on cpu: ")
+    assert lines[1].startswith("epoch 1/3 batch 2/5 loss ") and "img/s ETA" in lines[1]
     assert any(line.startswith("epoch 3/3 train_loss") for line in lines)
 
 

@@ -126,6 +126,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("schedule.warmup_factor", lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train.epochs", lambda v: v >= 1, ">= 1"),
     ("train.amp", lambda v: v in AMP_MODES, f"one of {', '.join(AMP_MODES)}"),
+    ("train.channels_last", lambda v: v in (True, False, "auto"), "true, false or auto"),
     ("train.grad_clip", lambda v: v is None or v > 0, "> 0 (or null: no clipping)"),
     ("train.early_stopping", lambda v: v is None or v >= 1, ">= 1 (or null: never)"),
     ("train.checkpoint_every", lambda v: v is None or v >= 1, ">= 1 step (or null)"),
@@ -263,7 +264,9 @@ def load_config(path: str | Path | None, overrides: Iterable[str] = ()) -> RunCo
     return config
 
 
-def save_config(config: RunConfig, path: str | Path) -> None:
-    """Write the resolved configuration as YAML, in section order."""
+def save_config(config: RunConfig, path: str | Path, notes: Iterable[str] = ()) -> None:
+    """Write the resolved configuration as YAML, in section order; ``notes`` become comment
+    lines at the top (e.g. the precision a run chose and on which hardware)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    header = "".join(f"# {note}\n" for note in notes)
+    Path(path).write_text(header + yaml.safe_dump(config_to_dict(config), sort_keys=False))

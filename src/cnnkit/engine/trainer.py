@@ -39,7 +39,8 @@ from cnnkit.data.batch import to_device
 from cnnkit.engine import checkpoint as ckpt
 from cnnkit.engine.batches import (as_batch, epoch_batches, loader_generators, order_is_seeded,
                                    set_epoch)
-from cnnkit.engine.devices import resolve_amp, resolve_device
+from cnnkit.engine.devices import (precision_note, resolve_amp, resolve_channels_last,
+                                   resolve_device)
 from cnnkit.engine.distributed import broadcast_flag, dist_info, gather_to_main
 from cnnkit.engine.evaluate import autocast_context, evaluate
 from cnnkit.engine.logs import RunLogger
@@ -75,7 +76,8 @@ class Trainer:
     def __init__(self, model: nn.Module, task: Task, train_loader: Any, val_loader: Any = None, *,
                  optimizer: torch.optim.Optimizer | None = None, scheduler: Schedule | None = None,
                  epochs: int = 1, files: TrainingFiles, device: str | torch.device = "auto",
-                 amp: str = "off", channels_last: bool = False, grad_clip: float | None = None,
+                 amp: str = "off", channels_last: bool | str = False,
+                 grad_clip: float | None = None,
                  early_stopping: int | None = None, seed: int = 0, deterministic: bool = False,
                  log_every: int = 50, eval_every: int = 1, checkpoint_every: int | None = None,
                  max_steps: int | None = None, resume: str | Path | None = None, quiet: bool = False,
@@ -88,6 +90,8 @@ class Trainer:
         self.info = dist_info()
         self.device = resolve_device(device)
         self.amp_dtype = resolve_amp(amp, self.device)
+        channels_last = resolve_channels_last(channels_last, self.amp_dtype)
+        self.precision = precision_note(amp, self.device, self.amp_dtype, channels_last)
         ckpt.seed_everything(seed + self.info.rank)
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -123,6 +127,7 @@ class Trainer:
         self._last_saved: tuple[Path, int] | None = None
         self.config = ckpt.plain_config({
             "epochs": epochs, "amp": amp, "channels_last": channels_last, "grad_clip": grad_clip,
+            "precision": self.precision,
             "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
             "log_every": log_every, "eval_every": eval_every, "world_size": self.info.world_size,
             "task": getattr(task, "name", type(task).__name__), "model": type(model).__name__,
@@ -137,6 +142,7 @@ class Trainer:
                         "a resumed run will see another data order")
         if resume is not None:
             self.load(resume)
+        self.progress.message(self.precision)
 
     # ------------------------------------------------------------------ state
     @property

@@ -19,7 +19,7 @@ from torch import nn
 from cnnkit.config import RunConfig, load_config
 from cnnkit.data.batch import collate_samples, to_device
 from cnnkit.engine import evaluate, make_loader
-from cnnkit.engine.devices import resolve_amp, resolve_device
+from cnnkit.engine.devices import resolve_amp, resolve_channels_last, resolve_device
 from cnnkit.errors import CnnkitError
 from cnnkit.inference import FlipTTA
 from cnnkit.runs.data import build_dataset
@@ -50,16 +50,17 @@ def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder
     if tta not in (None, *TTA_MODES):
         raise CnnkitError(f"tta must be one of {', '.join(TTA_MODES)} (or none); got {tta!r}")
     device = resolve_device(config.train.device)
+    amp_dtype = resolve_amp(config.train.amp, device)
+    channels_last = resolve_channels_last(config.train.channels_last, amp_dtype)
     model = model.to(device).eval()
-    if config.train.channels_last:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     loader = make_loader(dataset, config.data.eval_batch_size or config.data.batch_size,
                          train=False, num_workers=config.data.workers)
     measured = model if tta is None else FlipTTA(model, task)
     metric = task.new_metric()
     figures = evaluate(measured, task, loader, device=device, metric=metric,
-                       amp_dtype=resolve_amp(config.train.amp, device),
-                       channels_last=config.train.channels_last)
+                       amp_dtype=amp_dtype, channels_last=channels_last)
     confusion = getattr(metric, "confusion", None)
     record = {"checkpoint": str(checkpoint), "split": split, "tta": tta, "metrics": figures,
               "class_names": getattr(task, "class_names", None),

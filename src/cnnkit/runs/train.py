@@ -175,6 +175,8 @@ def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, q
                       max_steps=max_steps, resume=resume, quiet=quiet,
                       config=config_to_dict(config), spec=parts.spec.to_dict(),
                       batch_transform=build_batch_transforms(data.batch_transforms))
+    if info.is_main:  # the precision auto settings chose, and on which hardware
+        _write(folder.config, lambda path: save_config(config, path, [trainer.precision]))
     history = trainer.fit()
     cleanup_distributed()
     result: dict[str, Any] = {"run_dir": str(folder.path), "history": history,
