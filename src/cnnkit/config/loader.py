@@ -140,6 +140,8 @@ def _value(config: RunConfig, key: str) -> Any:
 
 
 def _check_choices(config: RunConfig, source: str) -> None:
+    if config.train.amp is False:  # YAML 1.1 reads a bare `off` as false
+        config.train.amp = "off"
     if config.data.kind not in DATASET_KINDS:
         raise ConfigError(f"{source}: data.kind must be one of {', '.join(DATASET_KINDS)}; "
                           f"got {config.data.kind!r}")

@@ -110,7 +110,7 @@ class TrainConfig:
     checkpoints, resumed exactly; None: at the end of each epoch only)."""
 
     epochs: int = 10
-    amp: str = "auto"  # auto (bf16 where the hardware has it), off, bf16 or fp16
+    amp: str | bool = "auto"  # auto (bf16 where the hardware has it), off, bf16 or fp16
     channels_last: bool | str = "auto"  # auto: with bf16 autocast (measured faster)
     grad_clip: float | None = None
     early_stopping: int | None = None
