@@ -18,6 +18,10 @@ TASK_KINDS: dict[str, str] = {
     "segmentation": "one class per pixel",
     "keypoints-heatmap": "K keypoints from one heatmap each",
     "keypoints-regression": "K keypoints regressed as normalised coordinates",
+    "depth": "one depth (metres) per pixel",
+    "normals": "one unit surface normal per pixel",
+    "colorization": "the ab colour of every pixel from its lightness L",
+    "multitask": "several dense predictions from one network (a dict of outputs)",
 }
 
 

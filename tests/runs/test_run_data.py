@@ -70,3 +70,30 @@ def test_dlc_split_and_camvid_classes(data_root):
     assert len(val) == 101 and tuple(val[0].image.shape) == (3, 180, 240)
     names = label_space(val).mask.names
     assert len(names) == 11 and "Unlabelled" not in names  # void is ignored, not a class
+
+
+def test_a_holdout_carves_validation_out_of_the_train_split():
+    config = load_config(DEMO, ["data.num_samples=40", "data.holdout=0.25", "data.split_seed=3"])
+    train, val = build_dataset(config.data, "train"), build_dataset(config.data, "val")
+    assert (len(train), len(val)) == (30, 10)
+    split = dataset_split(config.data)
+    assert not set(split["train"]) & set(split["val"])
+    assert split.parts == dataset_split(config.data).parts  # the same every time
+    everything = load_config(DEMO, ["data.num_samples=12", "data.holdout=[]"])
+    with pytest.raises(ConfigError, match="data.holdout: holdout names no key prefixes"):
+        build_dataset(everything.data, "val")
+
+
+def test_a_holdout_by_key_prefix_keeps_whole_groups_apart(tmp_path):
+    from PIL import Image
+    for split in ("train", "val"):
+        for name in ("seqA_1", "seqA_2", "seqB_1", "seqC_1"):
+            for sub, mode in (("image", "RGB"), ("label", "L")):
+                path = tmp_path / split / sub / f"{name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new(mode, (8, 8)).save(path)
+    config = load_config(DEMO, ["data.kind=segmentation", f"data.root={tmp_path}",
+                                "data.num_classes=2", "data.holdout=[seqA]"])
+    val = build_dataset(config.data, "val")
+    assert sorted(s.meta["path"].split("/")[-1] for s in val) == ["seqA_1.png", "seqA_2.png"]
+    assert len(build_dataset(config.data, "train")) == 2

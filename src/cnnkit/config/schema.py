@@ -26,6 +26,10 @@ class DataConfig:
     fraction or an int count) and ``split_seed``, unless ``split_file`` names a saved split JSON.
     synthetic: "train" has ``num_samples`` samples from seed ``split_seed``, the other splits
     ``val_samples`` from seeds ``split_seed + 1`` (val) and ``split_seed + 2`` (test).
+    ``holdout`` carves the validation samples out of the train split instead (``val_split``
+    is then not read): a fraction or a count drawn with ``split_seed``, or key prefixes (e.g.
+    ``[0001TP]``, a whole CamVid sequence). Choose a recipe on such a holdout, never on a test
+    split; then train the final model on the whole train split.
     ``root`` may use ``~`` and ``$VARIABLES``; a relative root is taken from the working folder.
     """
 
@@ -37,6 +41,7 @@ class DataConfig:
     val_fraction: int | float = 0.2  # a fraction (float) or a count (int)
     split_seed: int = 0
     split_file: str | None = None
+    holdout: int | float | list[str] | None = None
     num_classes: int | None = None  # segmentation: index masks with classes 0..num_classes-1
     mask_values: list[int] | None = None  # segmentation: stored mask values in class order
     void_to_ignore: bool = True  # camvid: void (11) -> ignore index 255

@@ -66,7 +66,8 @@ def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> A
     names (a split set to null is left out), the seeded model, the task and the spec."""
     data, seed = config.data, config.train.seed
     datasets = {split: build_dataset(data, split, seed=seed) for split in splits
-                if getattr(data, f"{split}_split") is not None}
+                if getattr(data, f"{split}_split") is not None
+                or (split == "val" and data.holdout is not None)}
     if not datasets:
         raise CnnkitError(f"none of the splits {', '.join(splits)} is configured "
                           f"(data.train_split, data.val_split, data.test_split)")

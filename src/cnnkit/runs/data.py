@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from cnnkit.config import ConfigError, DataConfig
 from cnnkit.data import transforms as T
-from cnnkit.data.datasets import Split, TransformedDataset
+from cnnkit.data.datasets import Split, TransformedDataset, holdout_split
 from cnnkit.data.datasets.catalog import DatasetOptions, UnknownSplitError, key_split
 from cnnkit.data.datasets.catalog import open_split as catalog_open_split
 from cnnkit.data.heatmaps import HeatmapTarget
@@ -96,9 +96,24 @@ def dataset_options(data: DataConfig) -> DatasetOptions:
 
 
 def dataset_split(data: DataConfig) -> Split | None:
-    """The key split of a kind without official splits (None for other kinds); saved in the
-    run folder so that the run records which samples it trained on."""
+    """The split the run makes itself (a holdout carved from the train split, or the key split
+    of a kind without official splits; None otherwise); saved in the run folder so that the
+    run records which samples it trained and validated on."""
+    if data.holdout is not None:
+        return _holdout(data)[1]
     return key_split(data.kind, data_root(data), dataset_options(data))
+
+
+def _holdout(data: DataConfig) -> tuple[Dataset, Split]:
+    train = _named_split(data, "train")
+    keys = getattr(train, "keys", None)
+    if keys is None:
+        raise ConfigError(f"data.holdout: the {data.kind} data has no sample keys to hold "
+                          "out by")
+    try:
+        return train, holdout_split(keys, data.holdout, seed=data.split_seed)
+    except CnnkitError as err:
+        raise ConfigError(f"data.holdout: {err}") from None
 
 
 def open_split(data: DataConfig, split: str) -> Dataset:
@@ -106,6 +121,13 @@ def open_split(data: DataConfig, split: str) -> Dataset:
     ``data.train_split`` / ``val_split`` / ``test_split``."""
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    if data.holdout is not None and split in ("train", "val"):
+        whole, parts = _holdout(data)
+        return parts.subsets(whole)[split]
+    return _named_split(data, split)
+
+
+def _named_split(data: DataConfig, split: str) -> Dataset:
     name = getattr(data, f"{split}_split")
     if name is None:
         raise ConfigError(f"data.{split}_split is not set for this configuration")

@@ -9,7 +9,7 @@ from cnnkit.data.datasets.labels import ClassList, LabelSpace, base_dataset, lab
 from cnnkit.data.datasets.segmentation import (CAMVID_CLASSES, MEMBRANE_CLASSES,
                                                SegmentationPairs, camvid, match_by_name,
                                                membrane, read_pair_list, segmentation_folders)
-from cnnkit.data.datasets.splits import Split, kfold_splits, random_split
+from cnnkit.data.datasets.splits import Split, holdout_split, kfold_splits, random_split
 from cnnkit.data.datasets.transformed import TransformedDataset, sample_seed
 
 __all__ = [
@@ -17,6 +17,6 @@ __all__ = [
     "DatasetError", "DenseFolders", "FASHION_MNIST_CLASSES", "IdxDataset", "LabelSpace",
     "MEMBRANE_CLASSES", "SegmentationPairs", "Split", "TransformedDataset", "base_dataset",
     "camvid", "kfold_splits", "label_space", "left_right_pairs", "match_by_name", "membrane",
-    "random_split", "read_depth", "read_idx", "read_image", "read_mask", "read_normals",
+    "holdout_split", "random_split", "read_depth", "read_idx", "read_image", "read_mask", "read_normals",
     "read_pair_list", "read_valid", "sample_seed", "segmentation_folders",
 ]

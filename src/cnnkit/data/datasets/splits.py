@@ -100,3 +100,21 @@ def kfold_splits(keys: Sequence[str], k: int, seed: int = 0) -> list[Split]:
     return [Split({"train": sorted(x for j, f in enumerate(folds) if j != i for x in f),
                    "val": sorted(folds[i])}, seed, "kfold", {"fold": i, "k": k})
             for i in range(k)]
+
+
+def holdout_split(keys: Sequence[str], holdout: float | int | Sequence[str],
+                  seed: int = 0) -> Split:
+    """A validation part carved out of a training split: a fraction (float) or a count (int) of
+    its keys drawn with ``seed``, or the keys starting with any of the given prefixes (e.g. a
+    CamVid sequence, ``["0001TP"]``, so that validation frames never neighbour training ones)."""
+    if isinstance(holdout, (int, float)) and not isinstance(holdout, bool):
+        return random_split(keys, val=holdout, seed=seed)
+    prefixes = tuple(str(p) for p in holdout)
+    if not prefixes:
+        raise ArgumentError("holdout names no key prefixes; give a fraction, a count or prefixes")
+    val = sorted(k for k in keys if k.startswith(prefixes))
+    train = sorted(k for k in keys if not k.startswith(prefixes))
+    if not val or not train:
+        raise ArgumentError(f"holdout prefixes {list(prefixes)} select {len(val)} of "
+                            f"{len(keys)} samples; they must select some but not all")
+    return Split({"train": train, "val": val}, seed, "prefixes", {"prefixes": list(prefixes)})
