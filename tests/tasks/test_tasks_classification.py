@@ -122,3 +122,25 @@ def test_registry_builds_every_kind_and_lists_them_on_error():
         build_task("detection")
     with pytest.raises(CnnkitError, match="segmentation"):
         build_task("segmentation", num_class=3)
+
+
+def test_binary_classifier_with_one_output_by_hand():
+    task = ClassificationTask(1, class_names=["no cat", "cat"])
+    logits = torch.tensor([[2.0], [-1.0], [0.5]])
+    labels = torch.tensor([1, 0, 0])
+    loss, parts = task.loss(logits, {"label": labels})
+    # -mean(log sigmoid(2), log(1 - sigmoid(-1)), log(1 - sigmoid(0.5)))
+    expected = -(math.log(1 / (1 + math.exp(-2))) + math.log(1 - 1 / (1 + math.exp(1)))
+                 + math.log(1 - 1 / (1 + math.exp(-0.5)))) / 3
+    assert loss.item() == pytest.approx(expected, rel=1e-6) and loss.item() > 0
+    metric = task.new_metric()
+    metric.update(logits, {"label": labels})
+    assert metric.compute()["accuracy"] == pytest.approx(2 / 3)  # z > 0 means "cat"
+    decoded = task.decode(logits)
+    assert [d["class_name"] for d in decoded] == ["cat", "no cat", "cat"]
+    assert decoded[0]["probabilities"][1] == pytest.approx(1 / (1 + math.exp(-2)))
+    smoothed = ClassificationTask(1, label_smoothing=0.2).loss(logits[:1], {"label": labels[:1]})
+    assert smoothed[0].item() == pytest.approx(
+        -(0.9 * math.log(1 / (1 + math.exp(-2))) + 0.1 * math.log(1 - 1 / (1 + math.exp(-2)))))
+    with pytest.raises(CnnkitError, match="outside"):
+        task.loss(logits, {"label": torch.tensor([2, 0, 0])})

@@ -103,4 +103,34 @@ def models_cmd(task: str | None, pattern: str | None, fmt: str, features: bool) 
     click.echo(table)
 
 
-COMMANDS = [summary, models_cmd]
+LAYER_WORDS = ("conv", "convt", "maxpool", "avgpool")
+
+
+@click.command()
+@click.argument("what", nargs=-1, required=True)
+@click.option("--input", "input_size", default=None, metavar="CxHxW",
+              help="For a model: the input size (default: the model's own).")
+@verbosity
+def explain(what: tuple[str, ...], input_size: str | None) -> None:
+    """Explain a layer or a model the way the lecture decks do.
+
+    A layer is written like `conv k3 s2 p1 on 7x7` or `convT k3 s2 p1 on 3x3` (also `d2`
+    dilation, `c3->8` channels, maxpool/avgpool): the output-size arithmetic (and what PyTorch
+    does where the decks say "fractions are illegal"), the receptive field, the im2col shapes
+    and, for small sizes, the convolution matrix M. A zoo model name gives where its memory,
+    parameters and multiply-adds are.
+    """
+    from cnnkit.explain import explain_layer, explain_model
+
+    text = " ".join(what)
+    if text.split()[0].lower() in LAYER_WORDS:
+        click.echo(explain_layer(text))
+        return
+    if len(what) != 1:
+        raise CnnkitError(f"expected a layer like 'conv k3 s2 p1 on 7x7' or one model name; "
+                          f"got {text!r}")
+    size = parse_size(input_size) if input_size else None
+    click.echo(explain_model(text, size))
+
+
+COMMANDS = [summary, models_cmd, explain]

@@ -7,6 +7,14 @@ bool, ``boxes`` N x 4 float (one box per sample: the first), ``heatmaps`` / ``he
 (from ``meta``, as :class:`~cnnkit.data.heatmaps.HeatmapTarget` stores them), the dense targets
 ``depth`` N x H x W float, ``normals`` N x 3 x H x W float and ``valid`` N x H x W bool, and
 ``meta``: the list of per-sample ``meta`` dicts (original size, path, transforms applied).
+
+``instances`` (when every sample has instances, :attr:`Sample.has_instances`): a list with one
+dict per sample, since the number of instances varies from image to image, holding those of
+``boxes`` (B x 4 float), ``labels`` (B int64, from ``box_labels``), ``masks`` (B x H x W bool),
+``keypoints`` (B x K x 3 float: x, y and COCO's visibility code, 2 where the keypoint is
+visible and 0 where not; cnnkit keeps one bit, so COCO's 1, "labelled but hidden", does not
+occur) and ``crowd`` (B bool) that the samples have. The single-box ``boxes`` key of
+localization is made as before, from the first box of each sample.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from cnnkit.data.sample import Sample
 from cnnkit.errors import CnnkitError
 
 Batch = dict[str, object]
-META_TENSORS = ("heatmaps", "heatmap_weights")
+META_TENSORS = ("heatmaps", "heatmap_weights", "ab")  # "ab": ColorizationTarget
 
 
 def collate_samples(samples: Sequence[Sample]) -> Batch:
@@ -41,16 +49,36 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     for key in META_TENSORS:
         if all(key in s.meta for s in samples):
             batch[key] = torch.stack([s.meta[key] for s in samples])
+    if all(s.has_instances for s in samples):
+        batch["instances"] = [instance_targets(s) for s in samples]
     batch["meta"] = [s.meta for s in samples]
     return batch
 
 
+def instance_targets(sample: Sample) -> dict[str, torch.Tensor]:
+    """The instances of one sample as the dict of ``batch["instances"]`` (present keys only)."""
+    out: dict[str, torch.Tensor] = {"boxes": sample.boxes}
+    if sample.box_labels is not None:
+        out["labels"] = sample.box_labels
+    if sample.instance_masks is not None:
+        out["masks"] = sample.instance_masks
+    if sample.instance_keypoints is not None:
+        code = torch.where(sample.instance_visible, 2.0, 0.0).to(sample.instance_keypoints.dtype)
+        out["keypoints"] = torch.cat([sample.instance_keypoints, code[..., None]], -1)
+    out["crowd"] = sample.crowd
+    return out
+
+
 def to_device(batch: Batch, device: torch.device | str, *,
               channels_last: bool = False) -> Batch:
-    """Tensors moved to ``device`` (non-blocking); the image in channels-last format if asked."""
+    """Tensors moved to ``device`` (non-blocking), those of ``instances`` too; the image in
+    channels-last format if asked."""
     out: Batch = {}
     for key, value in batch.items():
-        if isinstance(value, torch.Tensor):
+        if key == "instances" and isinstance(value, list):
+            value = [{k: v.to(device, non_blocking=True) for k, v in item.items()}
+                     for item in value]
+        elif isinstance(value, torch.Tensor):
             value = value.to(device, non_blocking=True)
             if key == "image" and channels_last:
                 value = value.contiguous(memory_format=torch.channels_last)

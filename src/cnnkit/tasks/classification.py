@@ -7,6 +7,11 @@ with auxiliary classifiers return a tuple, main logits first (GoogLeNet:
 "discount weight" of Szegedy et al., "Going Deeper with Convolutions" (CVPR 2015). Metrics and
 decoding use the main logits only.
 
+Binary classification (the decks' "F = 1: what is the probability this image has a cat?"): a
+model with one output (``num_classes=1``) is trained with a sigmoid and binary cross-entropy;
+its logit z is read as the two-class scores [0, z] (softmax [1 - sigmoid(z), sigmoid(z)]) by
+the metrics and the decoding, so the figures below are those of two classes.
+
 Metrics (:class:`ClassificationMetric`), exact over the dataset: ``accuracy`` (top-1, the
 primary metric), ``top5_accuracy`` (top-k with k clipped to the number of classes),
 ``mean_class_accuracy`` (mean over the classes that occur in the targets); per-class accuracy
@@ -15,7 +20,7 @@ and the confusion matrix (rows: true class, columns: predicted) as tensors.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -83,8 +88,9 @@ def nanmean(values: torch.Tensor) -> float:
 class ClassificationMetric(Metric):
     """Confusion matrix and top-k hit counts over everything seen (see the module docstring)."""
 
-    def __init__(self, num_classes: int, topk: int = 5) -> None:
-        self.num_classes = num_classes
+    def __init__(self, num_classes: int, topk: int = 5,
+                 scores: Callable[[Any], torch.Tensor] = main_output) -> None:
+        self.num_classes, self.scores = num_classes, scores
         self.topk = max(1, min(topk, num_classes))
         self.reset()
 
@@ -96,7 +102,7 @@ class ClassificationMetric(Metric):
         return [self.confusion, self.topk_hits]
 
     def update(self, output: Any, batch: Batch) -> None:
-        logits = main_output(output).detach()
+        logits = self.scores(output).detach()
         labels = batch["label"].to(logits.device)
         check_labels(labels, self.num_classes)
         pred = logits.argmax(1)
@@ -119,12 +125,20 @@ class ClassificationMetric(Metric):
                 "mean_class_accuracy": nanmean(self.per_class_accuracy)}
 
 
+def binary_scores(output: Any) -> torch.Tensor:
+    """A one-logit (binary) output z as the two-class scores [0, z]: their softmax is
+    [1 - sigmoid(z), sigmoid(z)], so every multi-class figure applies unchanged."""
+    logits = main_output(output)
+    return torch.cat([torch.zeros_like(logits), logits], dim=1)
+
+
 def class_names_for(classes: Any, num_classes: int, what: str) -> list[str] | None:
-    """The names of a label space's classes, checked against the model's class count."""
+    """The names of a label space's classes, checked against the model's class count (one
+    output is a binary classifier of two classes)."""
     if classes is None:
         return None
     names = list(classes.names)
-    if len(names) != num_classes:
+    if len(names) != num_classes and not (num_classes == 1 and len(names) == 2):
         raise CnnkitError(f"the model predicts {num_classes} classes but the data's {what} "
                           f"have {len(names)} ({', '.join(names)}); set "
                           f"model.num_classes={len(names)}")
@@ -155,12 +169,15 @@ class ClassificationTask(Task):
             raise ArgumentError(f"num_classes must be >= 1; got {num_classes}")
         if not 0 <= label_smoothing < 1:
             raise ArgumentError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
-        if class_names is not None and len(class_names) != num_classes:
-            raise ArgumentError(f"class_names has {len(class_names)} names for {num_classes} "
-                                "classes")
+        self.binary = num_classes == 1  # one output: P(positive) = sigmoid(z)
+        classes = 2 if self.binary else num_classes
+        if class_names is not None and len(class_names) != classes:
+            raise ArgumentError(f"class_names has {len(class_names)} names for {classes} "
+                                "classes" + (" (a binary classifier has two)" if self.binary
+                                             else ""))
         self.num_classes, self.label_smoothing = num_classes, label_smoothing
         self.aux_weight, self.topk = aux_weight, topk
-        self.class_weights = weight_vector(class_weights, num_classes)
+        self.class_weights = weight_vector(class_weights, classes)
         self.class_names = list(class_names) if class_names else None
 
     @classmethod
@@ -170,14 +187,28 @@ class ClassificationTask(Task):
                 "class_names": class_names_for(labels.label, num_classes, "labels")}
 
     def cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.binary:
+            return self.binary_cross_entropy(logits, labels)
         weight = None if self.class_weights is None else self.class_weights.to(logits.device)
         return F.cross_entropy(logits, labels, weight=weight,
                                label_smoothing=self.label_smoothing)
 
+    def binary_cross_entropy(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The decks' "F = 1" case: sigmoid and binary cross-entropy on one logit; smoothing
+        pulls the targets to eps/2 and 1 - eps/2; class weights weigh each sample by its class."""
+        if logits.dim() != 2 or logits.shape[1] != 1:
+            raise ArgumentError(f"a binary classifier outputs N x 1 logits; got "
+                                f"{tuple(logits.shape)}")
+        target = labels.to(logits.dtype) * (1 - self.label_smoothing) + self.label_smoothing / 2
+        weight = None
+        if self.class_weights is not None:
+            weight = self.class_weights.to(logits.device)[labels].to(logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits[:, 0], target, weight=weight)
+
     def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outputs = output if isinstance(output, tuple) else (output,)
         labels = batch["label"].to(outputs[0].device)
-        check_labels(labels, self.num_classes)
+        check_labels(labels, 2 if self.binary else self.num_classes)
         main = self.cross_entropy(outputs[0], labels)
         parts = {"ce": main.detach()}
         total = main
@@ -188,12 +219,15 @@ class ClassificationTask(Task):
         return total, parts
 
     def new_metric(self) -> ClassificationMetric:
+        if self.binary:
+            return ClassificationMetric(2, 1, scores=binary_scores)
         return ClassificationMetric(self.num_classes, self.topk)
 
     def decode(self, output: Any, batch: Batch | None = None) -> list[dict[str, Any]]:
         """Per sample: ``class`` (index), ``class_name`` (when known), ``score`` (its
         probability) and ``probabilities``."""
-        probs = torch.softmax(main_output(output).detach().float(), dim=1).cpu()
+        scores = binary_scores(output) if self.binary else main_output(output)
+        probs = torch.softmax(scores.detach().float(), dim=1).cpu()
         score, index = probs.max(1)
         return [{"class": int(i), "class_name": name_of(i, self.class_names),
                  "score": float(s), "probabilities": p.tolist()}

@@ -2,9 +2,11 @@
 
 Every dataset in cnnkit describes its labels with one :class:`LabelSpace` (its ``label_space``
 property): the classes of ``sample.label`` (image classes), the classes of ``sample.mask``
-(pixel classes, the void class left out when it is ignored) and the :class:`Skeleton` of
-``sample.keypoints``. A task takes what it needs from it (the class names of its predictions,
-the left/right pairs of keypoints), so nothing has to guess from a dataset's type.
+(pixel classes, the void class left out when it is ignored), the :class:`Skeleton` of
+``sample.keypoints`` (and of ``sample.instance_keypoints``) and the classes of instances
+(``sample.box_labels`` of an instance sample: name 0 is "background", 1..C the objects). A
+task takes what it needs from it (the class names of its predictions, the left/right pairs of
+keypoints), so nothing has to guess from a dataset's type.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class LabelSpace:
     label: ClassList | None = None  # classes of sample.label
     mask: ClassList | None = None  # classes of sample.mask, as the network predicts them
     skeleton: Skeleton | None = None  # keypoint names and left/right pairs
+    instances: ClassList | None = None  # classes of sample.box_labels of instances, 0 background
 
 
 def base_dataset(dataset: Dataset) -> Dataset:

@@ -3,9 +3,11 @@
 from cnnkit.data.transforms.base import Compose, RandomChoice, Transform
 from cnnkit.data.transforms.affine import Affine, LensDistortion
 from cnnkit.data.transforms.color import ColorJitter, Grayscale, PCAColor
+from cnnkit.data.transforms.colorization import ColorizationTarget
 from cnnkit.data.transforms.flip import HorizontalFlip, VerticalFlip
 from cnnkit.data.transforms.geometric import (CenterCrop, Crop, Pad, RandomCrop, RandomResizedCrop,
                                               ResNetScale, Resize)
+from cnnkit.data.transforms.scale import ScaleJitter
 from cnnkit.data.transforms.tensor import Normalize, ToTensor, to_channels_last, to_tensor
 
 __all__ = ["Compose", "RandomChoice", "Transform"]
@@ -13,3 +15,5 @@ __all__ += ["ColorJitter", "Grayscale", "Normalize", "PCAColor", "ToTensor", "to
             "to_tensor"]
 __all__ += ["Affine", "CenterCrop", "Crop", "HorizontalFlip", "LensDistortion", "Pad", "RandomCrop",
             "RandomResizedCrop", "ResNetScale", "Resize", "VerticalFlip"]
+__all__ += ["ScaleJitter"]  # multi-scale training (moves instances too)
+__all__ += ["ColorizationTarget"]  # lightness in, meta["ab"] out (colourisation)

@@ -9,7 +9,9 @@ for ``align_corners=False``, ``u = (2 x + 1) / W - 1`` (so -1 and 1 are the imag
 ``x = -0.5`` and ``x = W - 0.5``). The image is bilinear with ``fill`` outside; the mask takes
 the nearest input pixel and IGNORE_INDEX outside. The output has the input's size. Keypoints that
 leave the image become invisible (kept); boxes become the hull of their mapped corners, clipped
-(count kept).
+(count kept). Instances (see :mod:`cnnkit.data.transforms.instances`): masks warp like the mask
+(False outside) and each box becomes the hull of its warped mask (pixel centres +- 0.5), or,
+without masks, the clipped hull of its mapped corners; instances that left are dropped.
 
 Depth, normals and valid take the nearest input pixel like the mask (0, 0 and False outside).
 :func:`warp_affine` turns the normals' (x, y) by the warp's rotation (image-plane rotation is a
@@ -41,6 +43,7 @@ from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, uniform
 from cnnkit.data.transforms.dense import dense_fields, gather_dense, normal_rotation
 from cnnkit.data.transforms.geometric import box_corners_map, log_transform, move_labels
+from cnnkit.data.transforms.instances import move_instances
 from cnnkit.errors import ArgumentError
 
 Range = float | tuple[float, float]
@@ -106,7 +109,8 @@ def warp_sample(sample: Sample, source: torch.Tensor,
     warped = F.grid_sample(image - fill, grid[None].to(image.dtype), mode="bilinear",
                            padding_mode="zeros", align_corners=False)[0] + fill
     changes: dict[str, object] = {"image": warped}
-    if sample.mask is not None or dense_fields(sample):
+    masks = None
+    if sample.mask is not None or dense_fields(sample) or sample.instance_masks is not None:
         nearest = torch.floor(source + 0.5).long()
         x, y = nearest[..., 0], nearest[..., 1]
         valid = (x >= 0) & (x < width) & (y >= 0) & (y < height)
@@ -114,8 +118,12 @@ def warp_sample(sample: Sample, source: torch.Tensor,
             values = sample.mask[y.clamp(0, height - 1), x.clamp(0, width - 1)]
             changes["mask"] = torch.where(valid, values, torch.full_like(values, IGNORE_INDEX))
         changes.update(gather_dense(sample, x, y, valid, normals_rotation))
+        if sample.instance_masks is not None:
+            rows, cols = y.clamp(0, height - 1), x.clamp(0, width - 1)
+            masks = sample.instance_masks[:, rows, cols] & valid
     changes.update(move_labels(sample, point_map, height, width, box_map))
-    return sample.replace(meta=log_transform(sample, name, **params), **changes)
+    changes["meta"] = log_transform(sample, name, **params)
+    return sample.replace(**move_instances(sample, changes, masks, boxes_from_masks=True))
 
 
 def warp_affine(sample: Sample, matrix: torch.Tensor, fill: float = 0.0) -> Sample:

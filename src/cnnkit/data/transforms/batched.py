@@ -10,7 +10,7 @@ checkpointed with the run).
 
 They move the image and, when the batch has them, the mask and the dense targets (depth,
 normals, valid: a flip negates the normals' x component; new pixels of a shift get depth 0,
-normals 0, valid False) together; batches with keypoints or boxes are refused (their
+normals 0, valid False) together; batches with keypoints, boxes or instances are refused (their
 coordinates would need moving too: use the per-sample transforms).
 Configured as ``data.batch_transforms`` (training only; evaluation sees the images unchanged).
 """
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from cnnkit.errors import ArgumentError, CnnkitError
 
 Batch = dict[str, Any]
-COORDINATE_KEYS = ("keypoints", "boxes", "heatmaps")
+COORDINATE_KEYS = ("keypoints", "boxes", "heatmaps", "instances")
 
 
 def _check_movable(batch: Batch, name: str) -> None:

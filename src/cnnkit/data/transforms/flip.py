@@ -14,6 +14,9 @@ Any reflection changes handedness, so :class:`VerticalFlip` swaps the same pairs
 Depth and ``valid`` are mirrored; surface normals (camera frame, x right, y down) are mirrored
 and their x component negated (y for a vertical flip): the mirrored scene's surfaces face the
 mirrored way.
+
+Instances (:mod:`cnnkit.data.transforms.instances`): their masks are mirrored, their keypoints
+mirrored and their left/right pairs swapped like ``keypoints``; a flip drops none.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from cnnkit.data.sample import Sample
 from cnnkit.data.transforms.base import Transform, chance
 from cnnkit.data.transforms.dense import flip_dense
 from cnnkit.data.transforms.geometric import log_transform
+from cnnkit.data.transforms.instances import flip_instances
 from cnnkit.errors import ArgumentError
 
 
@@ -70,6 +74,7 @@ def flip_sample(sample: Sample, horizontal: bool, mask_remap: dict[int, int],
         boxes[:, high] = extent - 1 - sample.boxes[:, low]
         changes["boxes"] = boxes
     changes.update(flip_dense(sample, horizontal))
+    changes.update(flip_instances(sample, horizontal, swap_pairs))
     name = "horizontal_flip" if horizontal else "vertical_flip"
     return sample.replace(meta=log_transform(sample, name), **changes)
 

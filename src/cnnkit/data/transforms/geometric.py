@@ -12,6 +12,10 @@ Every transform moves the image and all labels together, in the pixel-centre con
   becomes an empty, zero-area box on the border; ``box_labels`` stay aligned).
 - depth, normals, valid: nearest neighbour like the mask, values kept; padding is depth 0,
   normals 0, valid False (see :mod:`cnnkit.data.transforms.dense`).
+- instances (a sample whose ``crowd`` is set): masks like the mask (padding False), keypoints
+  like the keypoints, boxes moved and clipped, and then instances that left the image are
+  dropped and counted in ``meta["dropped_instances"]`` (see
+  :mod:`cnnkit.data.transforms.instances`).
 
 Each transform appends ``(name, parameters)`` to ``sample.meta["transforms"]`` (a new list; the
 input sample is never modified).
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from cnnkit.data.sample import IGNORE_INDEX, Sample
 from cnnkit.data.transforms.base import Transform, randint, uniform
 from cnnkit.data.transforms.dense import crop_dense, dense_fields, take_dense
+from cnnkit.data.transforms.instances import crop_masks, move_instances
 from cnnkit.errors import ArgumentError
 
 PointMap = Callable[[torch.Tensor], torch.Tensor]  # N x 2 (x, y) -> N x 2
@@ -94,6 +99,12 @@ def move_labels(sample: Sample, point_map: PointMap, height: int, width: int,
         boxes = _floating(sample.boxes)
         moved = box_map(boxes) if box_map else box_corners_map(point_map, boxes)
         changes["boxes"] = clip_boxes(moved, height, width)
+    if sample.instance_keypoints is not None:
+        points = _floating(sample.instance_keypoints)
+        moved = point_map(points.reshape(-1, 2)).reshape(points.shape)
+        changes["instance_keypoints"] = moved
+        changes["instance_visible"] = sample.instance_visible & inside(
+            moved.reshape(-1, 2), height, width).reshape(points.shape[:2])
     return changes
 
 
@@ -105,19 +116,22 @@ def resize_sample(sample: Sample, height: int, width: int) -> Sample:
     image = F.interpolate(sample.image[None].float(), size=(height, width), mode="bilinear",
                           align_corners=False, antialias=downscale)[0]
     changes: dict[str, Any] = {"image": image}
-    if sample.mask is not None or dense_fields(sample):
+    masks = None
+    if sample.mask is not None or dense_fields(sample) or sample.instance_masks is not None:
         # nearest source pixel centre: floor((i + 0.5) * in / out), clamped
         rows = ((torch.arange(height) + 0.5) * (in_h / height)).floor().long().clamp(0, in_h - 1)
         cols = ((torch.arange(width) + 0.5) * (in_w / width)).floor().long().clamp(0, in_w - 1)
         if sample.mask is not None:
             changes["mask"] = sample.mask[rows][:, cols]
         changes.update(take_dense(sample, rows, cols))
+        if sample.instance_masks is not None:
+            masks = sample.instance_masks[:, rows][:, :, cols]
     def point_map(p: torch.Tensor) -> torch.Tensor:
         return (p + 0.5) * p.new_tensor([sx, sy]) - 0.5
 
     changes.update(move_labels(sample, point_map, height, width))
     changes["meta"] = log_transform(sample, "resize", size=(height, width))
-    return sample.replace(**changes)
+    return sample.replace(**move_instances(sample, changes, masks))
 
 
 def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
@@ -142,8 +156,10 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
             mask[dst] = sample.mask[src_r0:src_r1, src_c0:src_c1]
     changes = move_labels(sample, lambda p: p - p.new_tensor([left, top]), height, width)
     changes.update(crop_dense(sample, top, left, height, width))
-    meta = log_transform(sample, "crop", top=top, left=left, size=(height, width))
-    return sample.replace(image=image, mask=mask, meta=meta, **changes)
+    changes["meta"] = log_transform(sample, "crop", top=top, left=left, size=(height, width))
+    masks = None if sample.instance_masks is None else \
+        crop_masks(sample.instance_masks, top, left, height, width)
+    return sample.replace(image=image, mask=mask, **move_instances(sample, changes, masks))
 
 
 def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
