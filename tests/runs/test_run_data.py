@@ -29,7 +29,7 @@ def test_build_transforms_by_name_with_params():
     assert out.size == (20, 30) and tuple(out.meta["heatmaps"].shape) == (1, 10, 15)
     assert build_transforms([]) is None
     expected = (r"data.train_transforms\[0\]: unknown transform 'Rezise' "
-                r"\(did you mean Resize\?\); valid names: Affine, CenterCrop, ColorJitter, Crop, ")
+                r"\(did you mean Resize\?\); valid names: Affine, CenterCrop, ColorJitter, ")
     with pytest.raises(ConfigError, match=expected):
         build_transforms([{"Rezise": {"size": 3}}], "data.train_transforms")
     with pytest.raises(ConfigError, match=r"transforms\[0\]: HorizontalFlip: .*unexpected keyword"):

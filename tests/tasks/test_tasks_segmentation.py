@@ -139,3 +139,25 @@ def test_decode_brings_masks_back_to_the_original_image():
     # and at each of them its own cell weighs >= 0.75 x 0.75 of the bilinear mix: it wins
     expected = PRED.repeat_interleave(2, 0).repeat_interleave(2, 1).to(torch.uint8)
     assert torch.equal(out[0]["mask"], expected)
+
+
+def test_metric_at_the_labels_original_resolution():
+    # the network saw a 4 x 4 resize of an 8 x 8 image; the original mask is PRED at 2 x 2 per
+    # cell except one pixel: at the original resolution exactly that pixel is wrong
+    original = PRED.repeat_interleave(2, 0).repeat_interleave(2, 1).clone()
+    original[0, 0] = 3
+    meta = {"original_size": (8, 8), "transforms": [("resize", {"size": (4, 4)})],
+            "original_mask": original}
+    task = SegmentationTask(4, eval_resolution="original")
+    assert task.keeps_original_targets and task.spec()["options"]["eval_resolution"] == "original"
+    metric = task.new_metric()
+    metric.update(logits_for(PRED), {"image": torch.zeros(1, 3, 4, 4), "meta": [meta],
+                                     "mask": PRED[None]})
+    assert int(metric.confusion.sum()) == 64 and int(metric.confusion.diagonal().sum()) == 63
+    assert metric.confusion[3, 0] == 1  # the true 3 predicted as PRED[0, 0] = 0
+    at_input = SegmentationTask(4).new_metric()
+    at_input.update(logits_for(PRED), {"mask": PRED[None]})
+    assert int(at_input.confusion.sum()) == 16
+    with pytest.raises(CnnkitError, match="original masks"):
+        metric.update(logits_for(PRED), {"image": torch.zeros(1, 3, 4, 4),
+                                         "meta": [{"original_size": (8, 8)}]})

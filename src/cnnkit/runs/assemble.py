@@ -75,6 +75,8 @@ def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> A
     seed_everything(seed)
     model = build_model(config.model)
     task = build_task_for(config, labels, model)
+    for split, dataset in datasets.items():  # what the task's metric compares with
+        dataset.keep_original = split != "train" and task.keeps_original_targets
     reference = next((datasets[s] for s in ("val", "test") if s in datasets), None)
     if reference is None:
         reference = build_dataset(data, next(iter(datasets)), train=False, seed=seed)

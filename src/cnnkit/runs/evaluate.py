@@ -116,5 +116,6 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
     config = read_config(folder, overrides, data_root)
     run = load_run(folder, checkpoint, device=config.train.device)
     dataset = build_dataset(config.data, split, train=False, seed=config.train.seed)
+    dataset.keep_original = run.task.keeps_original_targets
     return evaluate_model(run.model, run.task, dataset, folder, config,
                           checkpoint=run.checkpoint, split=split, tta=tta)

@@ -122,6 +122,12 @@ class Task(ABC):
         names of what it predicts); the configuration's own options come on top."""
         return {}
 
+    @property
+    def keeps_original_targets(self) -> bool:
+        """Whether the metric compares with the samples' untransformed targets (the run keeps
+        them in ``meta`` for evaluation, see TransformedDataset's ``keep_original``)."""
+        return False
+
     def higher_is_better_for(self, figure: str) -> bool:
         """Whether larger values of ``figure`` (e.g. ``miou``, ``iou/Road``, ``loss``) are
         better."""

@@ -28,9 +28,9 @@ excluded from the mean, never counted as 0); ``mean_class_accuracy``, the mean o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -96,12 +96,17 @@ def _spatial(logits: torch.Tensor) -> tuple[int, int]:
 
 
 class SegmentationMetric(Metric):
-    """One dataset-wide confusion matrix; see the module docstring for the figures."""
+    """One dataset-wide confusion matrix; see the module docstring for the figures.
+
+    With a ``decoder`` (the task's :meth:`SegmentationTask.decode`), the predictions are taken
+    at the labels' original resolution and compared with ``meta["original_mask"]``."""
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
                  ignore_values: Sequence[int] = (),
-                 class_names: Sequence[str] | None = None) -> None:
+                 class_names: Sequence[str] | None = None,
+                 decoder: Callable[[Any, Batch], list[dict[str, Any]]] | None = None) -> None:
         self.rules = LabelRules(num_classes, ignore_index, ignore_values)
+        self.decoder = decoder
         self.num_classes = num_classes
         self.class_names = (list(class_names) if class_names
                             else [str(c) for c in range(num_classes)])
@@ -117,10 +122,26 @@ class SegmentationMetric(Metric):
         return [self.confusion]
 
     def update(self, output: Any, batch: Batch) -> None:
+        if self.decoder is not None:
+            self._update_original(output, batch)
+            return
         logits = main_output(output).detach()
         labels, valid = self.rules.prepare(batch["mask"].to(logits.device), _spatial(logits))
         pred = logits.argmax(1)
         self.confusion += confusion_counts(labels[valid], pred[valid], self.num_classes).cpu()
+
+    def _update_original(self, output: Any, batch: Batch) -> None:
+        for prediction, meta in zip(self.decoder(output, batch), batch["meta"]):
+            if "original_mask" not in meta:
+                raise CnnkitError("evaluation at the original resolution needs the samples' "
+                                  "original masks (meta['original_mask']); build the dataset "
+                                  "with keep_original=True")
+            mask = torch.as_tensor(meta["original_mask"])
+            pred = prediction["mask"].long()
+            labels, valid = self.rules.prepare(mask[None], tuple(mask.shape))
+            valid &= (pred != IGNORE_INDEX)[None]  # pixels no crop of the input showed
+            self.confusion += confusion_counts(labels[valid], pred[None][valid],
+                                               self.num_classes)
 
     @property
     def per_class_iou(self) -> torch.Tensor:
@@ -158,7 +179,12 @@ class SegmentationTask(Task):
                  ce_weight: float = 1.0, dice_weight: float = 0.0, soft_iou_weight: float = 0.0,
                  aux_weight: float = TORCHVISION_AUX_WEIGHT,
                  class_names: Sequence[str] | None = None,
-                 class_colors: Sequence[Sequence[int]] | None = None) -> None:
+                 class_colors: Sequence[Sequence[int]] | None = None,
+                 eval_resolution: Literal["input", "original"] = "input") -> None:
+        if eval_resolution not in ("input", "original"):
+            raise ArgumentError(f"eval_resolution must be 'input' or 'original'; got "
+                                f"{eval_resolution!r}")
+        self.eval_resolution = eval_resolution
         self.rules = LabelRules(num_classes, ignore_index, ignore_values)
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.ignore_values = tuple(ignore_values)
@@ -214,9 +240,15 @@ class SegmentationTask(Task):
             total = total + self.aux_weight * aux_loss
         return total, logged
 
+    @property
+    def keeps_original_targets(self) -> bool:
+        """Whether evaluation compares with the untransformed masks (``eval_resolution``)."""
+        return self.eval_resolution == "original"
+
     def new_metric(self) -> SegmentationMetric:
+        decoder = self.decode if self.eval_resolution == "original" else None
         return SegmentationMetric(self.num_classes, self.ignore_index, self.ignore_values,
-                                  self.class_names)
+                                  self.class_names, decoder=decoder)
 
     def _masks(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)

@@ -40,8 +40,10 @@ def sample_seed(seed: int, epoch: int, index: int) -> int:
 class TransformedDataset(Dataset):
     """``dataset[i]`` passed through ``transform(sample, generator)``."""
 
-    def __init__(self, dataset: Dataset, transform: Transform | None, seed: int = 0) -> None:
+    def __init__(self, dataset: Dataset, transform: Transform | None, seed: int = 0,
+                 keep_original: bool = False) -> None:
         self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+        self.keep_original = keep_original  # the untransformed mask in meta["original_mask"]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -63,6 +65,8 @@ class TransformedDataset(Dataset):
             return sample
         if "original_size" not in sample.meta:  # what predictions are mapped back to
             sample = sample.replace(meta={**sample.meta, "original_size": sample.size})
+        if self.keep_original and sample.mask is not None:
+            sample = sample.replace(meta={**sample.meta, "original_mask": sample.mask})
         rng = torch.Generator().manual_seed(sample_seed(self.seed, self.epoch, index))
         return self.transform(sample, rng)
 
