@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (cnnkit needs Python 3.11)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,export,tensorboard]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,export,tensorboard,coco]"
 	touch $(STAMP)
 
 demo: install

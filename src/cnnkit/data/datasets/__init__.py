@@ -1,5 +1,8 @@
 """Datasets read from local files, returning :class:`~cnnkit.data.sample.Sample` objects."""
 
+from cnnkit.data.datasets.coco import COCOInstances
+from cnnkit.data.datasets.coco_results import (to_coco_json, write_coco_dataset,
+                                                write_coco_results)
 from cnnkit.data.datasets.dense import DenseFolders, read_normals, read_valid
 from cnnkit.data.datasets.folders import ClassFolders
 from cnnkit.data.datasets.idx import FASHION_MNIST_CLASSES, IdxDataset, read_idx
@@ -20,3 +23,4 @@ __all__ = [
     "holdout_split", "random_split", "read_depth", "read_idx", "read_image", "read_mask", "read_normals",
     "read_pair_list", "read_valid", "sample_seed", "segmentation_folders",
 ]
+__all__ += ["COCOInstances", "to_coco_json", "write_coco_dataset", "write_coco_results"]

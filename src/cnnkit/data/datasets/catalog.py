@@ -7,9 +7,13 @@ run's assembly. Each kind says how its splits are made:
 - ``subfolder``: a split is a sub-folder of the root (folders, segmentation, dense-folders;
   none: the root);
 - ``keyed``: one set of samples, split into train and val by their keys (file names) with a
-  seed, or by a saved split file (membrane, dlc, coco-keypoints; see
-  :func:`cnnkit.data.datasets.random_split`);
-- ``generated``: drawn from a seed, one seed per split (synthetic, scenes).
+  seed, or by a saved split file (membrane, dlc, coco-keypoints, coco-instances,
+  membrane-instances; see :func:`cnnkit.data.datasets.random_split`);
+- ``generated``: drawn from a seed, one seed per split (synthetic, scenes,
+  synthetic-instances).
+
+The instance kinds (coco-instances, membrane-instances, synthetic-instances) give samples with
+instances (boxes, instance masks, crowd flags; see :mod:`cnnkit.data.sample`).
 
 A new kind is one :class:`DatasetKind` entry here with its ``open`` function.
 """
@@ -57,6 +61,8 @@ class DatasetOptions:
     val_fraction: int | float = 0.2  # keyed: the val part (a fraction, or a count)
     split_file: str | None = None  # keyed: a saved split (JSON) instead of a seeded one
     depth_scale: float = 1000.0  # dense-folders: stored units per metre of 16-bit depth PNGs
+    keep_empty: bool = True  # coco-instances: keep images without annotations
+    min_area: int = 1  # membrane-instances: smallest region (pixels) that is an instance
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,28 @@ def _open_coco_keypoints(root: Path, split: str | None, options: DatasetOptions)
     return COCOKeypoints(root, options.images)
 
 
+def _open_coco_instances(root: Path, split: str | None, options: DatasetOptions) -> Dataset:
+    from cnnkit.data.datasets.coco import COCOInstances
+
+    if options.images is None:
+        raise DatasetError("coco-instances data needs images (the image folder)")
+    return COCOInstances(root, options.images, keep_empty=options.keep_empty)
+
+
+def _open_membrane_instances(root: Path, split: str | None, options: DatasetOptions) -> Dataset:
+    from cnnkit.data.instances import InstancesFromSemantic
+
+    return InstancesFromSemantic(membrane(root), classes=[1], min_area=options.min_area)
+
+
+def _open_synthetic_instances(root: Path | None, split: str | None, options: DatasetOptions):
+    from cnnkit.data.synthetic_instances import SyntheticInstances
+
+    split, count = _generated_count("synthetic-instances", split, options)
+    size = options.size if isinstance(options.size, int) else tuple(options.size)
+    return SyntheticInstances(count, size=size, seed=options.seed + GENERATED_SPLITS.index(split))
+
+
 def _open_synthetic(root: Path | None, split: str | None, options: DatasetOptions) -> Dataset:
     from cnnkit.data.synthetic import SyntheticShapes
 
@@ -178,6 +206,16 @@ CATALOG: dict[str, DatasetKind] = {kind.name: kind for kind in (
                 _open_dlc),
     DatasetKind("coco-keypoints", "a COCO keypoints JSON file, with the image folder",
                 "keyed", _open_coco_keypoints, options=("images",)),
+    DatasetKind("coco-instances", "a COCO instances JSON file (boxes, masks, keypoints), with "
+                "the image folder", "keyed", _open_coco_instances,
+                options=("images", "keep_empty")),
+    DatasetKind("membrane-instances", "ISBI 2012 EM membranes, each connected cell region an "
+                "instance: root/train/{image,label}", "keyed", _open_membrane_instances,
+                options=("min_area",)),
+    DatasetKind("synthetic-instances", "overlapping shapes with instance masks, boxes and "
+                "keypoints, from a seed", "generated", _open_synthetic_instances,
+                official_splits=GENERATED_SPLITS,
+                options=("num_samples", "val_samples", "size", "seed"), needs_root=False),
     DatasetKind("synthetic", "shapes drawn from a seed, with every kind of label", "generated",
                 _open_synthetic, official_splits=GENERATED_SPLITS,
                 options=("num_samples", "val_samples", "size", "seed"), needs_root=False),

@@ -123,7 +123,7 @@ def warp_sample(sample: Sample, source: torch.Tensor,
             masks = sample.instance_masks[:, rows, cols] & valid
     changes.update(move_labels(sample, point_map, height, width, box_map))
     changes["meta"] = log_transform(sample, name, **params)
-    return sample.replace(**move_instances(sample, changes, masks, boxes_from_masks=True))
+    return sample.replace(**move_instances(sample, changes, masks, "all"))
 
 
 def warp_affine(sample: Sample, matrix: torch.Tensor, fill: float = 0.0) -> Sample:

@@ -13,9 +13,9 @@ Every transform moves the image and all labels together, in the pixel-centre con
 - depth, normals, valid: nearest neighbour like the mask, values kept; padding is depth 0,
   normals 0, valid False (see :mod:`cnnkit.data.transforms.dense`).
 - instances (a sample whose ``crowd`` is set): masks like the mask (padding False), keypoints
-  like the keypoints, boxes moved and clipped, and then instances that left the image are
-  dropped and counted in ``meta["dropped_instances"]`` (see
-  :mod:`cnnkit.data.transforms.instances`).
+  like the keypoints, boxes moved and clipped (refitted to the mask where a crop cut the
+  instance), then instances that left the image are dropped and counted in
+  ``meta["dropped_instances"]`` (see :mod:`cnnkit.data.transforms.instances`).
 
 Each transform appends ``(name, parameters)`` to ``sample.meta["transforms"]`` (a new list; the
 input sample is never modified).
@@ -159,7 +159,8 @@ def crop_sample(sample: Sample, top: int, left: int, height: int, width: int,
     changes["meta"] = log_transform(sample, "crop", top=top, left=left, size=(height, width))
     masks = None if sample.instance_masks is None else \
         crop_masks(sample.instance_masks, top, left, height, width)
-    return sample.replace(image=image, mask=mask, **move_instances(sample, changes, masks))
+    changes = move_instances(sample, changes, masks, "cut")  # boxes of cut instances refitted
+    return sample.replace(image=image, mask=mask, **changes)
 
 
 def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
