@@ -110,3 +110,13 @@ def test_user_mistakes_are_one_line(args, message, capfd) -> None:
     assert exit_info.value.code == 2
     err = capfd.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_viz_writes_what_the_network_sees(trained: Path, tmp_path: Path) -> None:
+    image = tmp_path / "shape.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(image)
+    output = run("viz", str(trained), str(image), "--what", "filters", "--what", "erf",
+                 "--what", "activations", "--layer", "encoder.1", "--out", str(tmp_path / "v"))
+    written = sorted(p.name for p in (tmp_path / "v").glob("*.png"))
+    assert written == ["activations_encoder_1.png", "erf.png", "filters.png"]
+    assert all(str(tmp_path / "v") in line for line in output.splitlines())

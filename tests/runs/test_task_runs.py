@@ -36,7 +36,10 @@ def test_a_run_of_each_kind_trains_draws_and_predicts(kind, tmp_path) -> None:
     run = cnnkit.load_run(folder.path)
     image = torch.rand(3, 40, 48)  # another size than the training images
     prediction = run.predict(image)[0]
-    if kind == "classification":
+    if kind == "classification":  # the report shows what the network sees
+        assert {p.name for p in folder.seen.glob("*.png")} == {
+            "filters.png", "gradcam_00.png", "gradcam_01.png", "gradcam_02.png"}
+        assert "What the network sees" in folder.report.read_text()
         assert run.meta["class_names"] == ["circle", "square", "triangle"]
         assert prediction["class_name"] in run.meta["class_names"]
         assert len(prediction["probabilities"]) == 3

@@ -146,10 +146,40 @@ def demo(epochs: int | None, run_dir: str) -> None:
                f"(pixel accuracy {100 * result['metrics']['pixel_accuracy']:.1f}%)")
 
 
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True))
+@click.argument("image", type=click.Path(dir_okay=False, exists=True))
+@click.option("--what", "what", multiple=True, default=("filters", "activations", "gradcam",
+                                                         "saliency", "erf"), show_default=True,
+              type=click.Choice(["filters", "activations", "cam", "gradcam", "saliency", "erf"]),
+              help="Which pictures (repeat the option for several).")
+@click.option("--out", "out_dir", default=None, type=click.Path(),
+              help="Folder for the pictures (default: RUN_DIR/seen/<image name>).")
+@click.option("--layer", default=None, help="The layer of the activation maps, Grad-CAM and "
+              "the effective receptive field (a dotted module name; default: the feature "
+              "stages, the deepest for Grad-CAM).")
+@click.option("--target", default=None, type=click.IntRange(min=0),
+              help="The class to explain (default: the predicted one).")
+@verbosity
+def viz(run_dir: str, image: str, what: tuple[str, ...], out_dir: str | None,
+        layer: str | None, target: int | None) -> None:
+    """What a trained network sees: its first-layer filters, activation maps, class
+    activation maps and Grad-CAM, saliency, and the effective receptive field of a unit."""
+    from cnnkit.explain import write_pictures
+    from cnnkit.runs import load_run
+
+    run = load_run(run_dir)
+    tensor, picture = run.prepare(image)
+    folder = Path(out_dir) if out_dir else Path(run_dir) / "seen" / Path(image).stem
+    paths = write_pictures(run, tensor, folder, what, picture=picture, layer=layer,
+                           layers=[layer] if layer else None, target=target)
+    click.echo("\n".join(str(p) for p in paths))
+
+
 def figures(metrics: dict) -> str:
     shown = {k: v for k, v in metrics.items() if "/" not in k}
     return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) and not math.isnan(v) else f"{k} {v}"
                      for k, v in shown.items())
 
 
-COMMANDS = [train, evaluate, predict, sanity, export, demo]
+COMMANDS = [train, evaluate, predict, sanity, export, demo, viz]

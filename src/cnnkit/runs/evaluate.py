@@ -10,6 +10,7 @@ another root (``data_root``), or be another split, than the one the run was trai
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ from cnnkit.runs.report import write_report
 from cnnkit.tasks import Task
 from cnnkit.viz import to_pil
 
+log = logging.getLogger(__name__)
+
 SAMPLE_PANELS = 8
+SEEN_GRADCAMS = 3
 TTA_MODES = ("flip",)
 
 
@@ -70,6 +74,7 @@ def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder
     result = {"metrics": figures, "record": str(path), "checkpoint": str(checkpoint)}
     if tta is None:
         write_samples(model, task, dataset, folder, config, device)
+        write_seen(model, dataset, folder, config)
         result["report"] = str(write_report(folder, title=config.name,
                                             higher_is_better=task.higher_is_better_for))
     return result
@@ -93,6 +98,24 @@ def write_samples(model: nn.Module, task: Task, dataset: Any, folder: RunFolder,
         image = to_pil(batch["image"][i].float().cpu(), mean, std)
         task.draw(image, targets[i], predictions[i], scale=scale).save(
             folder.samples / f"sample_{i:02d}.png")
+
+
+def write_seen(model: nn.Module, dataset: Any, folder: RunFolder, config: RunConfig,
+               count: int = SEEN_GRADCAMS) -> None:
+    """What the network sees, for the report: its first-layer filters and, for classifiers,
+    Grad-CAMs of the first samples (pictures that do not apply to the model are left out)."""
+    from cnnkit.explain import first_layer_filters, grad_cam
+
+    folder.seen.mkdir(parents=True, exist_ok=True)
+    mean, std = _normalization(config)
+    try:
+        first_layer_filters(model).picture.save(folder.seen / "filters.png")
+        for i in range(min(count, len(dataset))):
+            image = dataset[i].image
+            heat = grad_cam(model, image, picture=to_pil(image, mean, std))
+            heat.picture.save(folder.seen / f"gradcam_{i:02d}.png")
+    except CnnkitError as err:  # e.g. a dense model has no class score to explain
+        log.debug("report: %s", err)
 
 
 def _normalization(config: RunConfig) -> tuple[Any, Any]:

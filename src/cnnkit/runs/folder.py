@@ -13,6 +13,7 @@ A run folder holds:
 ``tensorboard/``       TensorBoard event files (when the tensorboard package is installed)
 ``eval.json``          the evaluation of the best checkpoint (``eval_<tta>.json`` with TTA)
 ``samples/``           pictures of predictions next to the truth
+``seen/``              what the network sees: first-layer filters, Grad-CAMs
 ``curves.png``         the training curves; ``confusion.png`` the confusion matrix
 ``report.html``        a self-contained report of all of the above
 ``.lock``              held while a run trains here (:mod:`cnnkit.runs.lock`)
@@ -40,6 +41,7 @@ class RunFolder:
     METRICS = "metrics.csv"
     TENSORBOARD = "tensorboard"
     SAMPLES = "samples"
+    SEEN = "seen"
     CURVES = "curves.png"
     CONFUSION = "confusion.png"
     REPORT = "report.html"
@@ -87,6 +89,10 @@ class RunFolder:
         return self.path / self.SAMPLES
 
     @property
+    def seen(self) -> Path:
+        return self.path / self.SEEN
+
+    @property
     def curves(self) -> Path:
         return self.path / self.CURVES
 
@@ -119,8 +125,8 @@ class RunFolder:
     def known_names(self) -> set[str]:
         """The names of the entries a run writes at the top of its folder."""
         names = {self.CONFIG, self.SPEC, self.SPLIT, self.LAST, self.BEST, self.METRICS,
-                 self.TENSORBOARD, self.SAMPLES, self.CURVES, self.CONFUSION, self.REPORT,
-                 self.LOCK}
+                 self.TENSORBOARD, self.SAMPLES, self.SEEN, self.CURVES, self.CONFUSION,
+                 self.REPORT, self.LOCK}
         return names | {p.name for p in self.path.glob("eval*.json")}
 
     def foreign_entries(self) -> list[Path]:

@@ -70,6 +70,14 @@ class Run:
             sample = self.transforms(sample, torch.Generator().manual_seed(0))
         return sample
 
+    def prepare(self, image: ImageInput) -> tuple[torch.Tensor, Image.Image]:
+        """``image`` as the network takes it (C x H x W, on the run's device) and as a picture
+        of that input (normalisation undone), for drawing over."""
+        sample = self._sample(image, 0)
+        normalization = self.spec.normalization
+        mean, std = normalization if normalization else (None, None)
+        return sample.image.to(self.device), to_pil(sample.image, mean, std)
+
     @torch.no_grad()
     def predict(self, images: ImageInput | Sequence[ImageInput],
                 batch_size: int = 8) -> list[dict[str, Any]]:

@@ -165,6 +165,11 @@ def _pictures(folder: RunFolder) -> str:
         parts.append("<h2>Sample predictions</h2>" + "".join(
             f'<figure><img src="{_link(run_dir, p)}" alt="{html.escape(p.stem)}">'
             f"<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in samples))
+    seen = sorted(folder.seen.glob("*.png")) if folder.seen.is_dir() else []
+    if seen:
+        parts.append("<h2>What the network sees</h2>" + "".join(
+            f'<figure><img src="{_link(run_dir, p)}" alt="{html.escape(p.stem)}">'
+            f"<figcaption>{html.escape(p.name)}</figcaption></figure>" for p in seen))
     others = [p for p in sorted(run_dir.glob("*.png"))
               if p.name not in (folder.CURVES, folder.CONFUSION)]
     if others:
