@@ -42,6 +42,7 @@ class DataConfig:
     split_seed: int = 0
     split_file: str | None = None
     holdout: int | float | list[str] | None = None
+    cache: bool = False  # decode every sample once and keep it in memory (uint8 images)
     num_classes: int | None = None  # segmentation: index masks with classes 0..num_classes-1
     mask_values: list[int] | None = None  # segmentation: stored mask values in class order
     void_to_ignore: bool = True  # camvid: void (11) -> ignore index 255

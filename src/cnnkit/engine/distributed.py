@@ -124,8 +124,11 @@ def default_collate(samples: list[Any]) -> Any:
     return torch_collate(samples)
 
 
-def collate_or_error(collate: Callable[[list[Any]], Any], samples: list[Any]) -> Any:
-    """``collate(samples)``, or the first sample's error when a worker could not read one."""
+def collate_or_error(collate: Callable[[list[Any]], Any], samples: list[Any] | dict) -> Any:
+    """``collate(samples)``, or the first sample's error when a worker could not read one; a
+    batch the dataset collated itself (in-memory data) passes as it is."""
+    if isinstance(samples, dict):
+        return samples
     for sample in samples:
         if isinstance(sample, SampleError):
             return sample

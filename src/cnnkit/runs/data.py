@@ -20,6 +20,7 @@ from cnnkit.config import ConfigError, DataConfig
 from cnnkit.data import transforms as T
 from cnnkit.data.datasets import Split, TransformedDataset, holdout_split
 from cnnkit.data.datasets.catalog import DatasetOptions, UnknownSplitError, key_split
+from cnnkit.data.datasets.memory import InMemory
 from cnnkit.data.datasets.catalog import open_split as catalog_open_split
 from cnnkit.data.heatmaps import HeatmapTarget
 from cnnkit.data.transforms.batched import BATCH_TRANSFORMS, BatchCompose
@@ -132,9 +133,10 @@ def _named_split(data: DataConfig, split: str) -> Dataset:
     if name is None:
         raise ConfigError(f"data.{split}_split is not set for this configuration")
     try:
-        return catalog_open_split(data.kind, data_root(data), name, dataset_options(data))
+        dataset = catalog_open_split(data.kind, data_root(data), name, dataset_options(data))
     except UnknownSplitError as err:
         raise ConfigError(f"data.{split}_split: {err}") from None
+    return InMemory(dataset, f"{data.kind} {name}") if data.cache else dataset
 
 
 def build_dataset(data: DataConfig, split: str, *, train: bool | None = None,

@@ -114,5 +114,15 @@ class IdxDataset(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         image = torch.from_numpy(self.images[index].copy()).unsqueeze(0).float().div_(255.0)
-        return Sample(image, label=int(self.labels[index]),
-                      meta={"path": f"{self.image_file}[{index}]", "index": index})
+        return Sample(image, label=int(self.labels[index]), meta=self._meta(index))
+
+    def _meta(self, index: int) -> dict:
+        return {"path": f"{self.image_file}[{index}]", "index": index}
+
+    def get_batch(self, indices) -> dict:
+        """Images N x 1 x H x W (float32 in [0, 1]), labels and meta of ``indices`` at once:
+        the same values as the samples one by one, without the Python work per sample."""
+        index = np.asarray(list(indices), dtype=np.int64)
+        images = torch.from_numpy(self.images[index]).unsqueeze(1).float().div_(255.0)
+        return {"image": images, "label": self.labels[torch.from_numpy(index)],
+                "meta": [self._meta(int(i)) for i in index]}

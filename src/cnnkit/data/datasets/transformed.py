@@ -59,6 +59,21 @@ class TransformedDataset(Dataset):
                 raise
             return SampleError(err)  # the main process raises it (see SampleError)
 
+    def __getitems__(self, indices: list[int]) -> list[Sample | SampleError] | dict:
+        """The samples of ``indices``; as one collated batch dict at once when the data is in
+        memory and the transforms are batchable (see :class:`~cnnkit.data.transforms.Transform`)."""
+        if self.transform is None or self.transform.batchable:
+            source, mapped = _batch_source(self.dataset, indices)
+            batch = source.get_batch(mapped) if source is not None else None
+            if batch is not None:
+                if self.transform is not None:
+                    batch["image"] = self.transform.apply_batch(batch["image"])
+                size = tuple(batch["image"].shape[-2:])
+                for meta in batch["meta"]:
+                    meta.setdefault("original_size", size)
+                return batch
+        return [self[i] for i in indices]
+
     def _get(self, index: int) -> Sample:
         sample = self.dataset[index]
         if self.transform is None:
@@ -77,3 +92,14 @@ class TransformedDataset(Dataset):
         if name == "dataset" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+def _batch_source(dataset: Dataset, indices: list[int]) -> tuple[object | None, list[int]]:
+    """The dataset under ``Subset`` wrappers that serves whole batches (``get_batch``), with
+    ``indices`` mapped through the subsets; None when there is none."""
+    from torch.utils.data import Subset
+
+    while isinstance(dataset, Subset):
+        indices = [dataset.indices[i] for i in indices]
+        dataset = dataset.dataset
+    return (dataset if callable(getattr(dataset, "get_batch", None)) else None), indices

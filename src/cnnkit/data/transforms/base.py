@@ -17,9 +17,20 @@ from cnnkit.errors import ArgumentError
 
 
 class Transform:
-    """Base class: subclasses implement ``apply(sample, rng)`` and return a new sample."""
+    """Base class: subclasses implement ``apply(sample, rng)`` and return a new sample.
+
+    A transform that draws nothing at random and changes only the image, pixel by pixel (such
+    as Normalize), may also set ``batchable = True`` and implement ``apply_batch(images)`` on an
+    ``N x C x H x W`` batch: datasets held in memory then skip the per-sample work entirely
+    (:meth:`cnnkit.data.datasets.TransformedDataset.__getitems__`).
+    """
+
+    batchable = False
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
+        raise NotImplementedError
+
+    def apply_batch(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
     def __call__(self, sample: Sample, rng: torch.Generator | None = None) -> Sample:
@@ -50,10 +61,19 @@ class Compose(Transform):
     def __init__(self, transforms: Sequence[Transform]) -> None:
         self.transforms = list(transforms)
 
+    @property
+    def batchable(self) -> bool:  # type: ignore[override]
+        return all(getattr(t, "batchable", False) for t in self.transforms)
+
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
         for t in self.transforms:
             sample = t(sample, rng)
         return sample
+
+    def apply_batch(self, images: torch.Tensor) -> torch.Tensor:
+        for t in self.transforms:
+            images = t.apply_batch(images)
+        return images
 
 
 class RandomChoice(Transform):

@@ -102,12 +102,17 @@ def denormalize(image: torch.Tensor, mean: Sequence[float] | torch.Tensor,
 class Normalize(Transform):
     """Per-channel ``(image - mean) / std`` of the sample's image; labels untouched."""
 
+    batchable = True
+
     def __init__(self, mean: Sequence[float] | torch.Tensor,
                  std: Sequence[float] | torch.Tensor) -> None:
         self.mean, self.std = _channel_stats(mean, std)
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
         return sample.replace(image=normalize(sample.image, self.mean, self.std))
+
+    def apply_batch(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize(images, self.mean, self.std)
 
 
 def to_channels_last(batch: Tensorish) -> Tensorish:
