@@ -13,7 +13,7 @@ from cnnkit.runs.data import build_transforms
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEMO = Path(__file__).resolve().parents[2] / "src" / "cnnkit" / "demo.yaml"
 SHIPPED = {name: CONFIGS / f"{name}.yaml" for name in ("fashion_mnist", "camvid", "membrane",
-                                                       "dlc_openfield")}
+                                                       "degradation", "dlc_openfield")}
 SHIPPED["demo_shapes"] = DEMO
 
 
@@ -50,7 +50,7 @@ def test_unknown_key_names_file_key_and_valid_keys(tmp_path):
 def test_type_errors_are_named(tmp_path):
     with pytest.raises(ConfigError, match=r"run.yaml: train.epochs must be int; got 'ten'"):
         load_config(write(tmp_path, "train: {epochs: ten}\n"))
-    with pytest.raises(ConfigError, match=r"train.amp must be str; got 1"):
+    with pytest.raises(ConfigError, match=r"train.amp must be str or bool; got 1"):
         load_config(None, ["train.amp=1"])
     with pytest.raises(ConfigError, match="data.kind must be one of idx, folders"):
         load_config(None, ["data.kind=imagenet"])
