@@ -48,20 +48,26 @@ def evaluate(model: nn.Module, task: Task, loader: Any, *, device: torch.device 
     metric.reset()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
+    batches = losses = 0
     for raw in loader:
         batch = to_device(as_batch(raw), device, channels_last=channels_last)
         with autocast_context(device, amp_dtype):
-            output = model(batch["image"])
+            output = task.forward(model, batch)
         output = _as_float(output)
         loss, _ = task.loss(output, batch)
         size = batch["image"].shape[0]
-        loss_sum += loss.detach().double() * size
-        count += size
+        batches += 1
+        if loss is not None:
+            losses += 1
+            loss_sum += loss.detach().double() * size
+            count += size
         metric.update(output, batch)
     if dist_info().enabled:
         metric.all_reduce()
         all_reduce_sum(loss_sum)
         all_reduce_sum(count)
     figures = {name: float(value) for name, value in metric.compute().items()}
+    if batches and not losses:  # the task's outputs carry no loss here (a detector's)
+        return figures
     total = count.item()
     return {"loss": loss_sum.item() / total if total else float("nan"), **figures}

@@ -44,7 +44,7 @@ def overfit_one_batch(model: nn.Module, task: Task, batch: Any, *, steps: int = 
     initial = final = None
     done = 0
     for done in range(1, steps + 1):
-        loss, _ = task.loss(net(batch["image"]), batch)
+        loss, _ = task.loss(task.forward(net, batch), batch)
         value = float(loss.detach())
         if initial is None:
             initial = value

@@ -291,7 +291,7 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, Any]) -> None:
         with autocast_context(self.device, self.amp_dtype):
-            output = self.model(batch["image"])
+            output = self.task.forward(self.model, batch)
             loss, parts = self.task.loss(output, batch)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:

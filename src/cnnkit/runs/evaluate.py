@@ -89,7 +89,7 @@ def write_samples(model: nn.Module, task: Task, dataset: Any, folder: RunFolder,
         return
     batch = to_device(collate_samples([dataset[i] for i in range(count)]), device)
     with torch.no_grad():
-        output = model(batch["image"])
+        output = task.forward(model, batch)
     predictions = task.decode_in_input(output, batch)
     targets = task.ground_truth(batch)
     mean, std = _normalization(config)

@@ -89,7 +89,7 @@ class Run:
             samples = [self._sample(image, start + i)
                        for i, image in enumerate(items[start:start + batch_size])]
             batch = to_device(collate_samples(samples), self.device)
-            results.extend(self.task.decode(self.model(batch["image"]), batch))
+            results.extend(self.task.decode(self.task.forward(self.model, batch), batch))
         return results
 
     def predict_files(self, paths: Iterable[str | Path], out_dir: str | Path

@@ -136,10 +136,17 @@ class Task(ABC):
             return self.higher_is_better
         return base not in self.lower_is_better
 
+    def forward(self, model: nn.Module, batch: Batch) -> Any:
+        """Run ``model`` on the batch: ``model(batch["image"])``. A task whose models take their
+        targets while training (detectors compute their own losses) says so here."""
+        return model(batch["image"])
+
     @abstractmethod
-    def loss(self, output: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, output: Any, batch: Batch
+             ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
         """The scalar to minimise and its named parts, detached tensors (read only when logged,
-        so that no step waits for the device)."""
+        so that no step waits for the device). None where the output carries no loss (a
+        detector's predictions in evaluation mode): validation then reports no loss."""
 
     @abstractmethod
     def new_metric(self) -> Metric: ...
