@@ -22,6 +22,9 @@ TASK_KINDS: dict[str, str] = {
     "normals": "one unit surface normal per pixel",
     "colorization": "the ab colour of every pixel from its lightness L",
     "multitask": "several dense predictions from one network (a dict of outputs)",
+    "detection": "any number of objects per image, each a class, a box and a score",
+    "instance-segmentation": "detected objects, each with a class, a box, a score and a mask",
+    "instance-keypoints": "detected objects, each with a box, a score and K keypoints",
 }
 
 

@@ -151,3 +151,5 @@ def _ensure_loaded() -> None:
         import cnnkit.models.segmentation  # noqa: F401
         import cnnkit.models.keypoints  # noqa: F401
         import cnnkit.models.localization  # noqa: F401
+        import cnnkit.models.detection  # noqa: F401
+        import cnnkit.models.dense_regression  # noqa: F401
