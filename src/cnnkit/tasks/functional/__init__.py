@@ -17,11 +17,16 @@ from cnnkit.tasks.functional.depth_losses import (berhu_loss, l1_depth_loss,
 from cnnkit.tasks.functional.normals import (NORMAL_METRIC_KEYS, NormalMetricAccumulator,
                                              angle_map, angular_normal_loss, cosine_normal_loss,
                                              normal_metrics, normalize_normals)
+from cnnkit.tasks.functional.partition import (information_scores, partition_from_instances,
+                                               partition_from_semantic, rand_error, rand_scores,
+                                               variation_of_information)
 
 __all__ = [
     "DEPTH_METRIC_KEYS", "NORMAL_METRIC_KEYS", "DepthMetricAccumulator",
     "NormalMetricAccumulator", "ab_auc", "ab_errors", "angle_map", "angular_normal_loss",
     "berhu_loss", "bin_accuracy", "cosine_normal_loss", "depth_image_sums", "depth_metrics",
-    "l1_depth_loss", "metrics_from_sums", "normal_metrics", "normalize_normals",
-    "rebalanced_cross_entropy", "scale_invariant_log_loss",
+    "information_scores", "l1_depth_loss", "metrics_from_sums", "normal_metrics",
+    "normalize_normals", "partition_from_instances", "partition_from_semantic", "rand_error",
+    "rand_scores", "rebalanced_cross_entropy", "scale_invariant_log_loss",
+    "variation_of_information",
 ]
