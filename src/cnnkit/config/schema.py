@@ -113,7 +113,10 @@ class TrainConfig:
     """The training loop. ``early_stopping``: epochs without improvement of the task's primary
     metric before stopping (None: never). ``grad_clip``: max gradient norm (None: no clipping).
     ``checkpoint_every``: also write ``last.pt`` every that many optimizer steps (mid-epoch
-    checkpoints, resumed exactly; None: at the end of each epoch only)."""
+    checkpoints, resumed exactly; None: at the end of each epoch only). ``sync_bn``: under
+    torchrun, batch norms compute their statistics over the global batch
+    (``torch.nn.SyncBatchNorm``; CUDA/NCCL only, a CPU gloo run refuses it; one process: no
+    effect; see docs/distributed.md)."""
 
     epochs: int = 10
     amp: str | bool = "auto"  # auto (bf16 where the hardware has it), off, bf16 or fp16
@@ -126,6 +129,7 @@ class TrainConfig:
     run_dir: str = "runs/run"
     checkpoint_every: int | None = None
     log_every: int = 50
+    sync_bn: bool = False  # SyncBatchNorm in a distributed run (CUDA only)
 
 
 @dataclass

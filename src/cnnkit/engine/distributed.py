@@ -6,6 +6,10 @@ group (NCCL on GPUs, gloo on the CPU). Each process then trains a replica on its
 global batch (:class:`torch.utils.data.DistributedSampler`, the same seed everywhere, so the
 shards partition one permutation), gradients are averaged by DistributedDataParallel, only rank 0
 writes logs and checkpoints, and validation metrics are summed across processes.
+:func:`sync_batch_norm` swaps batch norms for ``torch.nn.SyncBatchNorm`` (CUDA only: torch's
+SyncBatchNorm refuses CPU modules, so a gloo run on the CPU is refused in one line), and
+:func:`broadcast_module` hands rank 0's weights to every process (the final evaluation loads the
+best checkpoint on rank 0 alone, so other machines need no copy of the run folder).
 
 :func:`make_loader` builds loaders whose order is a function of a seed and the epoch only:
 a seeded ``torch.Generator`` for shuffling (its state goes into checkpoints), a
@@ -28,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from cnnkit.data.batch import collate_samples
 from cnnkit.data.datasets.transformed import SampleError
+from cnnkit.errors import CnnkitError
 
 
 @dataclass(frozen=True)
@@ -168,3 +173,54 @@ def gather_to_main(value: object) -> list[object] | None:
     gathered: list[object] | None = [None] * info.world_size if info.is_main else None
     dist.gather_object(value, gathered, dst=0)
     return gathered
+
+
+def broadcast_object(value: object) -> object:
+    """Rank 0's ``value`` on every process (picklable; ``value`` itself without a group)."""
+    if not dist_info().enabled:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)  # NCCL: through the current CUDA device
+    return box[0]
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Copy rank 0's parameters and buffers into ``module`` on every process (in place; a no-op
+    without a process group). Tensors stay where they are, on the process's device; a
+    channels-last tensor travels through a contiguous copy."""
+    if not dist_info().enabled:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            sent = tensor.data if tensor.is_contiguous() else tensor.data.contiguous()
+            dist.broadcast(sent, src=0)
+            if sent is not tensor.data:
+                tensor.data.copy_(sent)
+
+
+def sync_batch_norm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` with every batch norm turned into ``torch.nn.SyncBatchNorm`` (statistics over
+    the global batch); call it before DDP wrapping. Unlike
+    ``SyncBatchNorm.convert_sync_batchnorm`` alone, a converted layer keeps its forward pre-hooks
+    (the ones :func:`cnnkit.engine.freeze` adds to keep frozen batch norms in evaluation mode).
+    Parameters and buffers are the same tensors, so an optimizer built before stays valid and
+    checkpoints keep their keys. CPU modules are refused: torch's DDP rejects SyncBatchNorm on
+    the CPU, so a ``device`` other than CUDA (a gloo run on the CPU) is one CnnkitError."""
+    check_sync_bn(device)
+    hooks = {name: list(layer._forward_pre_hooks.values())
+             for name, layer in model.named_modules()
+             if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm)}
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for name, kept in hooks.items():
+        layer = model.get_submodule(name) if name else model
+        for hook in kept:
+            if hook not in layer._forward_pre_hooks.values():
+                layer.register_forward_pre_hook(hook)
+    return model
+
+
+def check_sync_bn(device: torch.device) -> None:
+    """One CnnkitError unless ``device`` is a CUDA device (where SyncBatchNorm runs)."""
+    if device.type != "cuda":
+        raise CnnkitError(f"train.sync_bn needs CUDA devices (NCCL): torch's SyncBatchNorm does "
+                          f"not run on {device.type} (gloo); set train.sync_bn=false")

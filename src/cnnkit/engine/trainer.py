@@ -19,6 +19,11 @@ streams and data order, provided the loader's order comes from a generator (shuf
 ``generator=``, or :func:`cnnkit.engine.distributed.make_loader`) and augmentations are seeded
 per sample.
 
+``sync_bn=True`` turns the model's batch norms into ``torch.nn.SyncBatchNorm`` before DDP
+wrapping in a distributed run (statistics over the global batch instead of each process's
+share; a single process is left as it is). It needs CUDA devices: torch's SyncBatchNorm refuses
+CPU modules, so a distributed CPU (gloo) run with it stops with one CnnkitError.
+
 ``deterministic=True`` asks torch for deterministic kernels (a process-wide setting that stays on)
 and sets ``CUBLAS_WORKSPACE_CONFIG`` if unset; on GPUs set that variable before CUDA starts.
 """
@@ -41,7 +46,8 @@ from cnnkit.engine.batches import (as_batch, epoch_batches, loader_generators, o
                                    set_epoch)
 from cnnkit.engine.devices import (precision_note, resolve_amp, resolve_channels_last,
                                    resolve_device)
-from cnnkit.engine.distributed import broadcast_flag, dist_info, gather_to_main
+from cnnkit.engine.distributed import (broadcast_flag, dist_info, gather_to_main,
+                                       sync_batch_norm)
 from cnnkit.engine.evaluate import autocast_context, evaluate
 from cnnkit.engine.logs import RunLogger
 from cnnkit.engine.optim import build_optimizer
@@ -81,6 +87,7 @@ class Trainer:
                  early_stopping: int | None = None, seed: int = 0, deterministic: bool = False,
                  log_every: int = 50, eval_every: int = 1, checkpoint_every: int | None = None,
                  max_steps: int | None = None, resume: str | Path | None = None, quiet: bool = False,
+                 sync_bn: bool = False,
                  tensorboard: bool = True, progress_stream: TextIO | None = None,
                  config: dict[str, Any] | None = None, spec: dict[str, Any] | None = None,
                  batch_transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
@@ -104,6 +111,8 @@ class Trainer:
         self.batch_transform = batch_transform
         self.early_stopping, self.log_every, self.eval_every = early_stopping, log_every, eval_every
         self.checkpoint_every, self.max_steps, self.quiet = checkpoint_every, max_steps, quiet
+        if sync_bn and self.info.enabled:  # keeps the parameter tensors ``optimizer`` holds
+            model = sync_batch_norm(model, self.device)
         model.to(self.device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -129,6 +138,7 @@ class Trainer:
             "epochs": epochs, "amp": amp, "channels_last": channels_last, "grad_clip": grad_clip,
             "precision": self.precision,
             "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
+            "sync_bn": sync_bn,
             "log_every": log_every, "eval_every": eval_every, "world_size": self.info.world_size,
             "task": getattr(task, "name", type(task).__name__), "model": type(model).__name__,
             "optimizer": type(self.optimizer).__name__, "schedule": type(self.scheduler).__name__,

@@ -5,6 +5,8 @@ precision and memory format), writes ``eval.json`` (or ``eval_<tta>.json``), pic
 predictions next to the truth, and the report. :func:`evaluate_run` does the same for a run
 folder from its inference spec: the class names come from the spec, so the data can sit under
 another root (``data_root``), or be another split, than the one the run was trained on.
+Inside a process group (the end of a ``torchrun`` training) every process measures its shard
+and gets the whole dataset's figures; only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from cnnkit.config import RunConfig, load_config
 from cnnkit.data.batch import collate_samples, to_device
 from cnnkit.engine import evaluate, make_loader
 from cnnkit.engine.devices import resolve_amp, resolve_channels_last, resolve_device
+from cnnkit.engine.distributed import dist_info
 from cnnkit.errors import CnnkitError
 from cnnkit.inference import FlipTTA
 from cnnkit.runs.data import build_dataset
@@ -65,6 +68,8 @@ def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder
     metric = task.new_metric()
     figures = evaluate(measured, task, loader, device=device, metric=metric,
                        amp_dtype=amp_dtype, channels_last=channels_last)
+    if not dist_info().is_main:  # the figures are summed over every process's shard
+        return {"metrics": figures, "checkpoint": str(checkpoint)}
     confusion = getattr(metric, "confusion", None)
     record = {"checkpoint": str(checkpoint), "split": split, "tta": tta, "metrics": figures,
               "class_names": getattr(task, "class_names", None),

@@ -2,8 +2,11 @@
 
 The run folder receives the resolved configuration, the inference spec and the split (before
 the first step), then the trainer's checkpoints and logs, then the evaluation, the sample
-pictures and the report. Under ``torchrun`` every process trains its shard (DDP); rank 0 alone
-writes files and evaluates.
+pictures and the report. Under ``torchrun`` every process trains its shard (DDP) and rank 0
+alone writes files. The final evaluation is distributed like validation during training: rank 0
+reads the best checkpoint and broadcasts its weights (so the other machines need no copy of the
+run folder), every process evaluates its shard, the metric is summed across processes, and rank 0
+writes ``eval.json``, the samples and the report (see docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from cnnkit.config.loader import config_to_dict
 from cnnkit.engine import (Trainer, build_optimizer, build_schedule, freeze, load_checkpoint,
                            make_loader)
 from cnnkit.engine.checkpoint import orphans, repair_best
-from cnnkit.engine.distributed import cleanup_distributed, dist_info, init_distributed
+from cnnkit.engine.devices import resolve_device
+from cnnkit.engine.distributed import (broadcast_module, broadcast_object, check_sync_bn,
+                                       cleanup_distributed, dist_info, init_distributed)
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.assemble import Assembly, assemble
 from cnnkit.runs.data import build_batch_transforms, dataset_split
@@ -139,6 +144,8 @@ def train(config: RunConfig, *, resume: str | Path | None = None, quiet: bool = 
     """Train as configured, then evaluate the best checkpoint and write the report; returns
     ``{"run_dir", "history", "stop_reason"}`` and, after an evaluation, its figures."""
     info = init_distributed()
+    if config.train.sync_bn and info.enabled:  # refused before the run folder is touched
+        check_sync_bn(resolve_device(config.train.device))
     folder = RunFolder(config.train.run_dir)
     created = _make_folder(folder) if info.is_main else False
     lock = RunLock(folder.lock) if info.is_main else contextlib.nullcontext()
@@ -172,18 +179,28 @@ def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, q
                       amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip,
                       early_stopping=t.early_stopping, seed=seed, deterministic=t.deterministic,
                       log_every=t.log_every, checkpoint_every=t.checkpoint_every,
-                      max_steps=max_steps, resume=resume, quiet=quiet,
+                      max_steps=max_steps, resume=resume, quiet=quiet, sync_bn=t.sync_bn,
                       config=config_to_dict(config), spec=parts.spec.to_dict(),
                       batch_transform=build_batch_transforms(data.batch_transforms))
     if info.is_main:  # the precision auto settings chose, and on which hardware
         _write(folder.config, lambda path: save_config(config, path, [trainer.precision]))
     history = trainer.fit()
-    cleanup_distributed()
     result: dict[str, Any] = {"run_dir": str(folder.path), "history": history,
                               "stop_reason": trainer.stop_reason}
-    if val_set is not None and info.is_main:
-        checkpoint = folder.checkpoint()
-        parts.model.load_state_dict(load_checkpoint(checkpoint)["model"])
-        result.update(evaluate_model(parts.model, parts.task, val_set, folder, config,
-                                     checkpoint=checkpoint))
+    if val_set is not None:
+        result.update(_evaluate_best(trainer.raw_model, parts, val_set, folder, config))
+    cleanup_distributed()
     return result
+
+
+def _evaluate_best(model: nn.Module, parts: Assembly, val_set: Any, folder: RunFolder,
+                   config: RunConfig) -> dict[str, Any]:
+    """The best checkpoint's figures on ``val_set``, on every process of the run (each its shard;
+    only rank 0 reads the checkpoint and writes)."""
+    info = dist_info()
+    checkpoint = folder.checkpoint() if info.is_main else None
+    if info.is_main:
+        model.load_state_dict(load_checkpoint(checkpoint)["model"])
+    checkpoint = broadcast_object(checkpoint)
+    broadcast_module(model)
+    return evaluate_model(model, parts.task, val_set, folder, config, checkpoint=checkpoint)
