@@ -144,3 +144,21 @@ def test_analyzer_reports_the_model_on_cpu_and_refuses_meta() -> None:
     assert "roi_heads.box_roi_pool" in {row.name for row in report.layers}
     with torch.no_grad():  # the meta attempt did not break the model
         assert len(model.eval()([torch.rand(3, 96, 96)])) == 1
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("fasterrcnn_resnet18_fpn", set()),
+    ("maskrcnn_resnet18_fpn", {"masks"}),
+    ("keypointrcnn_resnet18_fpn", {"keypoints", "keypoints_scores"})])
+def test_no_proposals_gives_empty_detections(name: str, extra: set) -> None:
+    torch.manual_seed(0)
+    model = create(name, num_classes=3, **FAST).eval()
+    images = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        features = model.backbone(images)
+        nothing = [torch.zeros(0, 4), torch.zeros(0, 4)]
+        results, losses = model.roi_heads(features, nothing, [(96, 96), (96, 96)])
+    assert losses == {} and len(results) == 2
+    for result in results:
+        assert set(result) == {"boxes", "labels", "scores"} | extra
+        assert result["boxes"].shape == (0, 4) and result["scores"].shape == (0,)

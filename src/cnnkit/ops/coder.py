@@ -80,10 +80,11 @@ class BoxCoder:
         counts = [b.size(0) for b in boxes]
         total = sum(counts)
         concat = torch.cat(list(boxes), dim=0)
-        if total > 0:
-            rel_codes = rel_codes.reshape(total, -1)
-        decoded = self.decode_single(rel_codes, concat)
-        return decoded.reshape(total, -1, 4) if total > 0 else decoded
+        if total == 0:  # no boxes: as many (zero) rows, the codes' boxes per reference kept
+            per_box = rel_codes.size(-1) // 4 if rel_codes.dim() > 1 else 1
+            return rel_codes.new_zeros((0, per_box, 4))
+        decoded = self.decode_single(rel_codes.reshape(total, -1), concat)
+        return decoded.reshape(total, -1, 4)
 
     def decode_single(self, rel_codes: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """Boxes [N, 4 k] xyxy from codes [N, 4 k] (k boxes per reference, e.g. one per class)
