@@ -85,6 +85,14 @@ def test_early_stopping_after_patience_without_improvement(tmp_path, monkeypatch
     assert (tmp_path / "best.pt").is_file()
 
 
+
+def test_a_nan_primary_metric_is_never_the_best(tmp_path, monkeypatch) -> None:
+    figures = iter([float("nan"), 0.25, float("nan"), 0.5])  # e.g. AP before any detection
+    monkeypatch.setattr(CountMetric, "compute", lambda self: {"accuracy": next(figures)})
+    trainer = run(tmp_path, epochs=4)
+    assert trainer.best == 0.5 and trainer.best_epoch == 4
+    assert trainer.evals_without_improvement == 0
+
 def test_progress_shows_a_live_bar_on_a_terminal(caplog) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

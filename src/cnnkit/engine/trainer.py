@@ -31,6 +31,7 @@ and sets ``CUBLAS_WORKSPACE_CONFIG`` if unset; on GPUs set that variable before 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -42,12 +43,26 @@ from torch import nn
 
 from cnnkit.data.batch import to_device
 from cnnkit.engine import checkpoint as ckpt
-from cnnkit.engine.batches import (as_batch, epoch_batches, loader_generators, order_is_seeded,
-                                   set_epoch)
-from cnnkit.engine.devices import (precision_note, resolve_amp, resolve_channels_last,
-                                   resolve_device)
-from cnnkit.engine.distributed import (broadcast_flag, dist_info, gather_to_main,
-                                       sync_batch_norm)
+from cnnkit.engine.batches import (
+    as_batch,
+    epoch_batches,
+    loader_generators,
+    order_is_seeded,
+    set_epoch,
+)
+from cnnkit.engine.devices import (
+    precision_note,
+    resolve_amp,
+    resolve_channels_last,
+    resolve_device,
+)
+from cnnkit.engine.distributed import (
+    broadcast_buffers,
+    broadcast_flag,
+    dist_info,
+    gather_to_main,
+    sync_batch_norm,
+)
 from cnnkit.engine.evaluate import autocast_context, evaluate
 from cnnkit.engine.logs import RunLogger
 from cnnkit.engine.optim import build_optimizer
@@ -184,6 +199,15 @@ class Trainer:
     def _kept(self) -> str:
         return (f"the last good checkpoint is {self._last_saved[0]} (step {self._last_saved[1]})"
                 if self._last_saved else "no checkpoint had been written yet")
+
+    def _improves(self, primary: float) -> bool:
+        """Whether ``primary`` beats the best so far; a NaN (e.g. AP with no detection at all)
+        never does, and never blocks a later finite value."""
+        if math.isnan(primary):
+            return False
+        if self.best is None or math.isnan(self.best):
+            return True
+        return primary > self.best if self.task.higher_is_better else primary < self.best
 
     def save(self) -> Path:
         """Write the checkpoint ``files.last`` atomically (rank 0 only); never a model whose
@@ -375,6 +399,7 @@ class Trainer:
         primary, improved = None, False
         due = self.epoch % self.eval_every == 0 or self.epoch == self.epochs
         if self.val_loader is not None and due:
+            broadcast_buffers(self.raw_model)  # validate with the statistics rank 0 saves
             figures = evaluate(self.raw_model, self.task, self.val_loader, device=self.device,
                                amp_dtype=self.amp_dtype, channels_last=self.channels_last)
             record.update({f"val_{name}": value for name, value in figures.items()})
@@ -383,8 +408,7 @@ class Trainer:
             if primary is None:
                 raise CnnkitError(f"the metric of task {self.task.name!r} gave no "
                                   f"{self.task.primary_metric!r} (it gave {sorted(figures)})")
-            improved = self.best is None or (primary > self.best if self.task.higher_is_better
-                                             else primary < self.best)
+            improved = self._improves(primary)
             if improved:
                 self.best, self.best_epoch, self.evals_without_improvement = primary, self.epoch, 0
             else:
