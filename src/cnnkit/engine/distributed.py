@@ -159,6 +159,15 @@ def broadcast_flag(flag: bool) -> bool:
     return bool(tensor.item())
 
 
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Every process takes rank 0's buffers (batch-norm statistics): each replica updates its
+    own from its shard while training, and the checkpoint holds rank 0's."""
+    if not dist_info().enabled:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if dist_info().enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
