@@ -9,10 +9,23 @@ import torch
 
 from cnnkit.data.sample import IGNORE_INDEX
 from cnnkit.geometry import Skeleton
-from cnnkit.viz import (Series, cell_origin, colorize_mask, confusion_matrix_image, draw_boxes,
-                        draw_keypoints, epoch_curves, label_palette, line_plot, nice_ticks,
-                        overlay_mask, plot_training_curves, to_pil)
 from cnnkit.tasks import build_task
+from cnnkit.viz import (
+    Series,
+    cell_origin,
+    colorize_mask,
+    confusion_matrix_image,
+    curve_names,
+    draw_boxes,
+    draw_keypoints,
+    epoch_curves,
+    label_palette,
+    line_plot,
+    nice_ticks,
+    overlay_mask,
+    plot_training_curves,
+    to_pil,
+)
 from cnnkit.viz.plots import MARGIN_BOTTOM, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP
 from cnnkit.viz.style import LEFT_COLOR, RIGHT_COLOR, sequential_color
 
@@ -52,6 +65,15 @@ def test_training_curves_from_long_rows():
     assert image.size == (600, 200)  # loss and accuracy panels; the per-class figure is left out
     with pytest.raises(ValueError, match="no figures named miou"):
         plot_training_curves(rows, ["miou"])
+
+
+def test_curve_names_put_the_primary_metric_after_the_loss() -> None:
+    curves = {name: {} for name in ("loss", "lr", "bbox_AP50", "bbox_AP", "segm_AP", "ce",
+                                    "iou/road")}
+    assert curve_names(curves) == ["loss", "bbox_AP", "bbox_AP50", "ce", "lr", "segm_AP"]
+    assert curve_names(curves, limit=3, first=["segm_AP", "absent"]) == [
+        "loss", "segm_AP", "bbox_AP"]
+    assert curve_names({"lr": {}, "b": {}}, first=["b"]) == ["b", "lr"]
 
 
 def test_palette_colours_are_exact_on_a_mask():

@@ -95,13 +95,19 @@ def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None,
                  final_metrics: dict[str, float] | None = None,
                  confusion: Sequence[Sequence[float]] | None = None,
                  class_names: Sequence[str] | None = None,
-                 higher_is_better: Direction = _loss_lower) -> Path:
+                 higher_is_better: Direction = _loss_lower,
+                 primary_metric: str | None = None) -> Path:
     """Write the run's ``report.html`` (and ``curves.png``/``confusion.png``); returns its path.
 
     ``final_metrics``, ``confusion`` and ``class_names`` override what ``eval.json`` holds;
-    ``higher_is_better`` is the task's direction of each figure (for the "best" column).
+    ``higher_is_better`` is the task's direction of each figure (for the "best" column);
+    ``primary_metric`` gets the first curve after the loss.
     """
-    from cnnkit.viz import confusion_matrix_image, plot_training_curves, read_metrics_csv
+    from cnnkit.viz import (
+        confusion_matrix_image,
+        plot_training_curves,
+        read_metrics_csv,
+    )
 
     folder = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     run_dir = folder.path
@@ -122,7 +128,8 @@ def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None,
         if final_metrics is None:
             final_metrics = last
         if rows:
-            plot_training_curves(rows).save(folder.curves)
+            plot_training_curves(rows, first=[primary_metric] if primary_metric else ()).save(
+                folder.curves)
     if final_metrics:
         overall, per_class = _split_per_class(final_metrics)
         table_rows = [[name, float(value), *(_best(best, name))] for name, value in overall.items()]

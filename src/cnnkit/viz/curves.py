@@ -15,9 +15,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from cnnkit.errors import ArgumentError
 from cnnkit.viz.plots import Series, line_plot, panels
 from cnnkit.viz.style import CATEGORICAL
-from cnnkit.errors import ArgumentError
 
 Curves = dict[str, dict[str, tuple[list[float], list[float]]]]
 SPLIT_STYLE = {"train": (CATEGORICAL[0], False), "val": (CATEGORICAL[1], True)}
@@ -59,22 +59,25 @@ def epoch_curves(rows: Sequence[dict[str, object]]) -> Curves:
     return dict(curves)
 
 
-def curve_names(curves: Curves, limit: int = 6) -> list[str]:
-    """The figures worth a panel: the loss first, then the others without a per-class ``/``."""
-    names = [n for n in curves if "/" not in n]
+def curve_names(curves: Curves, limit: int = 6, first: Sequence[str] = ()) -> list[str]:
+    """The figures worth a panel: the loss, then ``first`` (e.g. the task's primary metric),
+    then the others without a per-class ``/``."""
+    wanted = [n for n in first if n in curves]
+    names = [n for n in curves if "/" not in n and n not in wanted]
     names.sort(key=lambda n: (n != "loss", not n.startswith("loss"), n))
-    return names[:limit]
+    return (names[:1] + wanted + names[1:] if names[:1] == ["loss"] else wanted + names)[:limit]
 
 
 def plot_training_curves(metrics: str | Path | Sequence[dict[str, object]],
-                         names: Sequence[str] | None = None, *, columns: int = 2,
+                         names: Sequence[str] | None = None, *, first: Sequence[str] = (),
+                         columns: int = 2,
                          panel_size: tuple[int, int] = (420, 280)) -> Image.Image:
     """One panel per figure (train solid, val dashed) against the epoch, tiled ``columns``
     wide. ``metrics``: a ``metrics.csv`` path or its rows; ``names``: the figures to draw
-    (default: :func:`curve_names`)."""
+    (default: :func:`curve_names`, with ``first`` drawn right after the loss)."""
     rows = read_metrics_csv(metrics) if isinstance(metrics, (str, Path)) else metrics
     curves = epoch_curves(rows)
-    names = list(names) if names is not None else curve_names(curves)
+    names = list(names) if names is not None else curve_names(curves, first=first)
     missing = [n for n in names if n not in curves]
     if missing:
         raise ArgumentError(f"no figures named {', '.join(missing)} in the metrics; they have "
