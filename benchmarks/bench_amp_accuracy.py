@@ -3,9 +3,9 @@ in bf16 (channels-last), with two seeds each, so the precision's effect can be s
 run-to-run noise. Prints one markdown row per run: precision, seed, wall-clock time, figures.
 
     .venv/bin/python benchmarks/bench_amp_accuracy.py --config configs/fashion_mnist.yaml \\
-        --epochs 3 --seeds 0 1
+        --epochs 3 --seeds 0 1 --set data.holdout=5000
     .venv/bin/python benchmarks/bench_amp_accuracy.py --config configs/camvid.yaml \\
-        --epochs 8 --seeds 0 1
+        --epochs 8 --seeds 0 1 --set data.holdout=[0001TP]
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="Configuration overrides for every run.")
     args = parser.parse_args()
     print(f"| {args.config}, {args.epochs} epochs | seed | minutes | figures (validation split) |")
     print("| --- | ---: | ---: | --- |")
@@ -36,7 +37,7 @@ def main() -> None:
                 config = load_config(args.config, [*precision, f"train.epochs={args.epochs}",
                                                    f"train.seed={seed}",
                                                    f"train.run_dir={folder}/run",
-                                                   *args.overrides])
+                                                   *args.set])
                 start = time.perf_counter()
                 result = train(config, quiet=True)
                 minutes = (time.perf_counter() - start) / 60
