@@ -162,3 +162,16 @@ def test_no_proposals_gives_empty_detections(name: str, extra: set) -> None:
     for result in results:
         assert set(result) == {"boxes", "labels", "scores"} | extra
         assert result["boxes"].shape == (0, 4) and result["scores"].shape == (0,)
+
+
+def test_gray_detectors_take_one_channel_with_imagenets_mean_normalisation() -> None:
+    torch.manual_seed(0)
+    model = create("maskrcnn_resnet18_fpn", num_classes=2, in_channels=1, **FAST).eval()
+    assert model.backbone.body.conv1.in_channels == 1
+    assert model.transform.image_mean == pytest.approx((0.449,))
+    assert model.transform.image_std == pytest.approx((0.226,))
+    with torch.no_grad():
+        (out,) = model([torch.rand(1, 80, 64)])
+    assert out["masks"].shape[1:] == (1, 80, 64)
+    with pytest.raises(ArgumentError, match="images must have 1 channels"):
+        model([torch.rand(3, 80, 64)])

@@ -56,6 +56,19 @@ def test_training_step_gives_finite_losses_and_gradients(name: str) -> None:
     assert all(torch.isfinite(v) for v in losses.values()), losses
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_bf16_autocast_keeps_the_box_geometry_and_the_losses_in_float32(name: str) -> None:
+    torch.manual_seed(0)
+    model = create(name, num_classes=3, **FAST).train()
+    images, targets = synthetic()
+    with torch.autocast("cpu", torch.bfloat16):
+        maps = list(model.backbone(images).values())
+        anchors = model.rpn.anchor_generator(images, maps)
+        losses = model(list(images), targets)
+    assert maps[0].dtype == torch.bfloat16 and anchors[0].dtype == torch.float32
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in losses.values()), losses
+
+
 def test_targets_are_checked() -> None:
     model = create("maskrcnn_resnet18_fpn", num_classes=3, **FAST).train()
     images, targets = synthetic()

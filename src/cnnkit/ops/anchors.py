@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnkit.ops._utils import fail
+from cnnkit.ops._utils import coord_dtype, fail
 
 
 class ImageList:
@@ -122,6 +122,8 @@ class AnchorGenerator(nn.Module):
             fail(f"feature_maps must be between 1 x 1 and the batch size {height} x {width}, "
                  f"got sizes {grid_sizes}")
         strides = [(height // rows, width // cols) for rows, cols in grid_sizes]
-        self.set_cell_anchors(feature_maps[0].dtype, feature_maps[0].device)
+        # box geometry in float32 under bf16/fp16 autocast (a bf16 coordinate near 512 is
+        # only good to 2 pixels)
+        self.set_cell_anchors(coord_dtype(feature_maps[0].dtype), feature_maps[0].device)
         per_level = self.grid_anchors(grid_sizes, strides)
         return [torch.cat(per_level) for _ in range(count)]

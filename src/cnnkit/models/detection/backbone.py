@@ -126,7 +126,7 @@ class ResNetFPN(nn.Module):
     (64)."""
 
     def __init__(self, backbone: str = "resnet50", *, trainable_layers: int = 3,
-                 norm: str = "frozen", out_channels: int = 256) -> None:
+                 norm: str = "frozen", out_channels: int = 256, in_channels: int = 3) -> None:
         super().__init__()
         if norm not in BACKBONE_NORMS:
             raise ArgumentError(f"norm must be one of {', '.join(BACKBONE_NORMS)}; got {norm!r}")
@@ -135,7 +135,7 @@ class ResNetFPN(nn.Module):
             raise ArgumentError(f"trainable_layers must be an integer in 0..5 (stages left "
                                 f"trainable from layer4 down); got {trainable_layers!r}")
         options = {} if norm == "frozen" else {"norm": norm}
-        body = headless_backbone(backbone, options=options)
+        body = headless_backbone(backbone, in_channels=in_channels, options=options)
         specs = list(body.feature_specs)
         names = [s.module for s in specs[-4:]]
         if [s.stride for s in specs[-4:]] != [4, 8, 16, 32] or names != [

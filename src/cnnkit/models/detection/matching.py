@@ -79,3 +79,10 @@ class BalancedSampler:
             neg_mask[neg] = True
             out.append((pos_mask, neg_mask))
         return out
+
+
+def in_float32(*outputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Head outputs in float32 where autocast gave bf16/fp16: box decoding, proposals, mask
+    pasting, keypoint decoding and the losses run in float32 (the reference's autocast does
+    the same for its box operators; a bf16 coordinate near 512 is only good to 2 pixels)."""
+    return tuple(o.float() if o.dtype in (torch.bfloat16, torch.float16) else o for o in outputs)

@@ -31,6 +31,7 @@ from cnnkit.models.detection.matching import (
     BETWEEN_THRESHOLDS,
     BalancedSampler,
     Matcher,
+    in_float32,
 )
 from cnnkit.ops import (
     BoxCoder,
@@ -145,7 +146,7 @@ class RoIHeads(nn.Module):
             proposals, matched_idxs, labels, regression_targets = \
                 self.select_training_samples(proposals, targets)
         pooled = self.box_roi_pool(features, proposals, image_sizes)
-        class_logits, box_regression = self.box_predictor(self.box_head(pooled))
+        class_logits, box_regression = in_float32(*self.box_predictor(self.box_head(pooled)))
         losses, result = {}, []
         if self.training:
             loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels,
@@ -159,8 +160,8 @@ class RoIHeads(nn.Module):
                                                  image_sizes)
             branch_boxes = [r["boxes"] for r in result]
         if self.mask_predictor is not None:
-            logits = self.mask_predictor(self.mask_head(
-                self.mask_roi_pool(features, branch_boxes, image_sizes)))
+            logits, = in_float32(self.mask_predictor(self.mask_head(
+                self.mask_roi_pool(features, branch_boxes, image_sizes))))
             if self.training:
                 losses["loss_mask"] = M.maskrcnn_loss(
                     logits, branch_boxes, [t["masks"] for t in targets],
@@ -170,8 +171,8 @@ class RoIHeads(nn.Module):
                                     result):
                     r["masks"] = probs
         if self.keypoint_predictor is not None:
-            logits = self.keypoint_predictor(self.keypoint_head(
-                self.keypoint_roi_pool(features, branch_boxes, image_sizes)))
+            logits, = in_float32(self.keypoint_predictor(self.keypoint_head(
+                self.keypoint_roi_pool(features, branch_boxes, image_sizes))))
             if self.training:
                 losses["loss_keypoint"] = K.keypointrcnn_loss(
                     logits, branch_boxes, [t["keypoints"] for t in targets], branch_idxs)

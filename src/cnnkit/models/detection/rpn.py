@@ -28,6 +28,7 @@ from cnnkit.models.detection.matching import (
     BETWEEN_THRESHOLDS,
     BalancedSampler,
     Matcher,
+    in_float32,
 )
 from cnnkit.ops import (
     AnchorGenerator,
@@ -163,6 +164,7 @@ class RegionProposalNetwork(nn.Module):
             gen.cell_anchors = [gen.generate_anchors(s, r) for s, r in zip(gen.sizes,
                                                                           gen.aspect_ratios)]
         logits, deltas = self.head(maps)
+        logits, deltas = list(in_float32(*logits)), list(in_float32(*deltas))
         anchors = self.anchor_generator(images, maps)
         per_level = [o.shape[1] * o.shape[2] * o.shape[3] for o in logits]
         objectness = flatten_levels(logits, 1).flatten(0, -2)

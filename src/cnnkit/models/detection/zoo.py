@@ -8,8 +8,11 @@ three trainable stages): same structure, parameter counts (its published figures
 the files are renamed on loading). The ``*_resnet18_fpn`` variants are light ones that train
 from scratch on a CPU: ResNet-18 with trainable batch norm, a 128-channel pyramid, narrower
 heads, images resized to 320..512 pixels and fewer proposals. Every builder takes ``backbone=``
-(any zoo ResNet name), ``norm``, ``trainable_layers``, ``fpn_channels`` and the options of its
-model class (:class:`~cnnkit.models.detection.rcnn.FasterRCNN` and subclasses).
+(any zoo ResNet name), ``norm``, ``trainable_layers``, ``fpn_channels``, ``in_channels`` and the
+options of its model class (:class:`~cnnkit.models.detection.rcnn.FasterRCNN` and subclasses).
+With ``in_channels`` other than 3 (e.g. 1 for gray microscopy) and no ``image_mean``/``image_std``
+given, the inputs are normalised with the mean of ImageNet's three means and of its three standard
+deviations on every channel.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from cnnkit.errors import OptionError
 from cnnkit.models.detection.backbone import FrozenBatchNorm2d, ResNetFPN
 from cnnkit.models.detection.rcnn import FasterRCNN, KeypointRCNN, MaskRCNN
+from cnnkit.models.detection.transform import IMAGENET_MEAN, IMAGENET_STD
 from cnnkit.models.registry import register
 
 FASTER_PAPER = ("S. Ren, K. He, R. Girshick, J. Sun, Faster R-CNN: Towards Real-Time Object "
@@ -31,7 +35,7 @@ MASK_PAPER = ("K. He, G. Gkioxari, P. Dollar, R. Girshick, Mask R-CNN, ICCV 2017
 
 
 def _build(cls, backbone: str, num_classes: int, norm: str, trainable_layers: int,
-           fpn_channels: int, options: dict):
+           fpn_channels: int, in_channels: int, options: dict):
     valid = [n for n, p in inspect.signature(cls.__init__).parameters.items()
              if p.kind is p.KEYWORD_ONLY]
     if cls is not FasterRCNN:
@@ -41,9 +45,12 @@ def _build(cls, backbone: str, num_classes: int, norm: str, trainable_layers: in
     if unknown:
         raise OptionError(f"{cls.__name__} does not take option(s) {', '.join(unknown)}; valid "
                           f"options: backbone, num_classes, norm, trainable_layers, "
-                          f"fpn_channels, {', '.join(valid)}")
+                          f"fpn_channels, in_channels, {', '.join(valid)}")
+    if in_channels != 3:
+        options = {"image_mean": (sum(IMAGENET_MEAN) / 3,) * in_channels,
+                   "image_std": (sum(IMAGENET_STD) / 3,) * in_channels, **options}
     body = ResNetFPN(backbone, trainable_layers=trainable_layers, norm=norm,
-                     out_channels=fpn_channels)
+                     out_channels=fpn_channels, in_channels=in_channels)
     model = cls(body, num_classes, **options)
     model.classifier_names = tuple(  # the class-dependent layers (see load_weights)
         name for name in ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred",
@@ -61,23 +68,27 @@ def _has(model, name: str) -> bool:
 
 
 def fasterrcnn(backbone: str = "resnet50", *, num_classes: int = 91, norm: str = "frozen",
-               trainable_layers: int = 3, fpn_channels: int = 256, **options) -> FasterRCNN:
+               trainable_layers: int = 3, fpn_channels: int = 256, in_channels: int = 3,
+               **options) -> FasterRCNN:
     """Faster R-CNN (Ren et al., NIPS 2015) with a ResNet-FPN backbone (Lin et al., CVPR 2017)."""
     return _build(FasterRCNN, backbone, num_classes, norm, trainable_layers, fpn_channels,
-                  options)
+                  in_channels, options)
 
 
 def maskrcnn(backbone: str = "resnet50", *, num_classes: int = 91, norm: str = "frozen",
-             trainable_layers: int = 3, fpn_channels: int = 256, **options) -> MaskRCNN:
+             trainable_layers: int = 3, fpn_channels: int = 256, in_channels: int = 3,
+             **options) -> MaskRCNN:
     """Mask R-CNN (He et al., ICCV 2017) with a ResNet-FPN backbone."""
-    return _build(MaskRCNN, backbone, num_classes, norm, trainable_layers, fpn_channels, options)
+    return _build(MaskRCNN, backbone, num_classes, norm, trainable_layers, fpn_channels,
+                  in_channels, options)
 
 
 def keypointrcnn(backbone: str = "resnet50", *, num_classes: int = 2, norm: str = "frozen",
-                 trainable_layers: int = 3, fpn_channels: int = 256, **options) -> KeypointRCNN:
+                 trainable_layers: int = 3, fpn_channels: int = 256, in_channels: int = 3,
+                 **options) -> KeypointRCNN:
     """Keypoint R-CNN (He et al., ICCV 2017, section 5) with a ResNet-FPN backbone."""
     return _build(KeypointRCNN, backbone, num_classes, norm, trainable_layers, fpn_channels,
-                  options)
+                  in_channels, options)
 
 
 def load_reference_checkpoint(model, path: str | Path, *, frozen_eps: float = 0.0):
