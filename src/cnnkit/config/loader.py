@@ -113,6 +113,9 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("data.val_fraction", lambda v: (0 < v < 1) if isinstance(v, float) else v >= 1,
      "a fraction in (0, 1) or a count >= 1"),
     ("data.num_classes", lambda v: v is None or v >= 1, ">= 1 (or null)"),
+    ("data.min_area", lambda v: v >= 1, ">= 1 (pixels)"),
+    ("data.box_margin", lambda v: v >= 0, ">= 0 (a share of the box per side)"),
+    ("data.depth_scale", lambda v: v > 0, "> 0 (stored units per metre)"),
     ("data.size", lambda v: all(s >= 1 for s in ([v] if isinstance(v, int) else v))
      and (isinstance(v, int) or len(v) == 2), "an int >= 1 or [height, width]"),
     ("model.num_classes", lambda v: v is None or v >= 1, ">= 1 (or null: the model's own)"),

@@ -46,7 +46,11 @@ class DataConfig:
     num_classes: int | None = None  # segmentation: index masks with classes 0..num_classes-1
     mask_values: list[int] | None = None  # segmentation: stored mask values in class order
     void_to_ignore: bool = True  # camvid: void (11) -> ignore index 255
-    images: str | None = None  # coco-keypoints: the image folder
+    images: str | None = None  # coco-keypoints, coco-instances: the image folder
+    keep_empty: bool = True  # coco-instances: keep images without annotations
+    min_area: int = 1  # membrane-instances: smallest cell region (pixels) that is an instance
+    box_margin: float = 0.15  # dlc-instances: hull of the keypoints grown by this x its longer side
+    depth_scale: float = 1000.0  # dense-folders: stored units per metre of 16-bit depth PNGs
     num_samples: int = 256  # synthetic (train)
     val_samples: int = 64  # synthetic (val, test)
     size: int | list[int] = 64  # synthetic image size: int or [height, width]

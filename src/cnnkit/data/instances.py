@@ -179,3 +179,63 @@ class InstancesFromSemantic(Dataset):
         return sample.replace(boxes=found["boxes"], box_labels=labels,
                               instance_masks=found["masks"], instance_keypoints=None,
                               instance_visible=None, crowd=None)
+
+
+class InstancesFromKeypoints(Dataset):
+    """A single-animal keypoint dataset (``sample.keypoints``, e.g. DeepLabCut frames) as an
+    instance dataset: the animal is one instance of class 1 with the sample's keypoints, its
+    box the hull of the visible keypoints grown on each side by ``margin`` times the hull's
+    longer side (so a body whose keypoints lie nearly on a line still gets a body-wide box),
+    clipped to the image. A frame without any visible
+    keypoint has no instance."""
+
+    def __init__(self, dataset: Dataset, margin: float = 0.15, name: str = "animal") -> None:
+        if not isinstance(margin, (int, float)) or isinstance(margin, bool) or margin < 0:
+            raise ArgumentError(f"InstancesFromKeypoints margin must be a number >= 0 (a share "
+                                f"of the box added on each side); got {margin!r}")
+        space = label_space(dataset)
+        if space.skeleton is None:
+            raise ArgumentError("InstancesFromKeypoints needs a keypoint dataset (one with a "
+                                "skeleton)")
+        self.dataset, self.margin = dataset, float(margin)
+        self._space = LabelSpace(label=space.label, mask=space.mask, skeleton=space.skeleton,
+                                 instances=ClassList(("background", name)))
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return self._space
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.dataset.keys)  # type: ignore[attr-defined]
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        return self.dataset.image_size(index)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Sample:
+        sample = self.dataset[index]
+        if sample.keypoints is None:
+            raise DatasetError(f"{sample.meta.get('path', f'sample {index}')}: no keypoints to "
+                               f"box (InstancesFromKeypoints needs a keypoint dataset)")
+        points = sample.keypoints.float()
+        visible = (torch.ones(len(points), dtype=torch.bool) if sample.visible is None
+                   else sample.visible.bool())
+        if not visible.any():
+            return sample.replace(boxes=torch.zeros(0, 4),
+                                  box_labels=torch.zeros(0, dtype=torch.int64),
+                                  instance_keypoints=torch.zeros(0, *points.shape),
+                                  instance_visible=torch.zeros(0, len(points), dtype=torch.bool),
+                                  instance_masks=None, crowd=None, keypoints=None, visible=None)
+        low, high = points[visible].min(0).values, points[visible].max(0).values
+        grow = (high - low).max() * self.margin
+        height, width = sample.image.shape[-2:]
+        limit = torch.tensor([width, height], dtype=points.dtype) - 0.5
+        low, high = (low - grow).clamp(min=-0.5), torch.minimum(high + grow, limit)
+        box = torch.cat([low, high]).view(1, 4)
+        return sample.replace(boxes=box, box_labels=torch.ones(1, dtype=torch.int64),
+                              instance_keypoints=points.unsqueeze(0),
+                              instance_visible=visible.unsqueeze(0), instance_masks=None,
+                              crowd=None, keypoints=None, visible=None)

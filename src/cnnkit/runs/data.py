@@ -93,7 +93,9 @@ def dataset_options(data: DataConfig) -> DatasetOptions:
                           void_to_ignore=data.void_to_ignore, images=data.images,
                           num_samples=data.num_samples, val_samples=data.val_samples,
                           size=data.size, seed=data.split_seed, val_fraction=data.val_fraction,
-                          split_file=data.split_file)
+                          split_file=data.split_file, keep_empty=data.keep_empty,
+                          min_area=data.min_area, box_margin=data.box_margin,
+                          depth_scale=data.depth_scale)
 
 
 def dataset_split(data: DataConfig) -> Split | None:

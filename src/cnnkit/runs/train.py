@@ -59,6 +59,9 @@ def build_schedule_for(config: RunConfig, optimizer: torch.optim.Optimizer, step
         if schedule.name != "cosine":
             raise CnnkitError(f"schedule.warmup_epochs works with the cosine schedule; "
                               f"got schedule.name={schedule.name!r}")
+        if schedule.warmup_epochs >= config.train.epochs:
+            raise CnnkitError(f"schedule.warmup_epochs must be less than train.epochs "
+                              f"({config.train.epochs}); got {schedule.warmup_epochs}")
         options.update(warmup_epochs=schedule.warmup_epochs,
                        warmup_start_factor=schedule.warmup_factor)
     return build_schedule(schedule.name, optimizer, epochs=config.train.epochs,

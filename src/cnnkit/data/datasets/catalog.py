@@ -8,12 +8,13 @@ run's assembly. Each kind says how its splits are made:
   none: the root);
 - ``keyed``: one set of samples, split into train and val by their keys (file names) with a
   seed, or by a saved split file (membrane, dlc, coco-keypoints, coco-instances,
-  membrane-instances; see :func:`cnnkit.data.datasets.random_split`);
+  membrane-instances, dlc-instances; see :func:`cnnkit.data.datasets.random_split`);
 - ``generated``: drawn from a seed, one seed per split (synthetic, scenes,
   synthetic-instances).
 
-The instance kinds (coco-instances, membrane-instances, synthetic-instances) give samples with
-instances (boxes, instance masks, crowd flags; see :mod:`cnnkit.data.sample`).
+The instance kinds (coco-instances, membrane-instances, dlc-instances, synthetic-instances) give
+samples with instances (boxes, instance masks or keypoints, crowd flags; see
+:mod:`cnnkit.data.sample`).
 
 A new kind is one :class:`DatasetKind` entry here with its ``open`` function.
 """
@@ -63,6 +64,7 @@ class DatasetOptions:
     depth_scale: float = 1000.0  # dense-folders: stored units per metre of 16-bit depth PNGs
     keep_empty: bool = True  # coco-instances: keep images without annotations
     min_area: int = 1  # membrane-instances: smallest region (pixels) that is an instance
+    box_margin: float = 0.15  # dlc-instances: keypoints' hull grown by this x its longer side
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,12 @@ def _open_membrane_instances(root: Path, split: str | None, options: DatasetOpti
     return InstancesFromSemantic(membrane(root), classes=[1], min_area=options.min_area)
 
 
+def _open_dlc_instances(root: Path, split: str | None, options: DatasetOptions) -> Dataset:
+    from cnnkit.data.instances import InstancesFromKeypoints
+
+    return InstancesFromKeypoints(_open_dlc(root, split, options), margin=options.box_margin)
+
+
 def _open_synthetic_instances(root: Path | None, split: str | None, options: DatasetOptions):
     from cnnkit.data.synthetic_instances import SyntheticInstances
 
@@ -212,6 +220,9 @@ CATALOG: dict[str, DatasetKind] = {kind.name: kind for kind in (
     DatasetKind("membrane-instances", "ISBI 2012 EM membranes, each connected cell region an "
                 "instance: root/train/{image,label}", "keyed", _open_membrane_instances,
                 options=("min_area",)),
+    DatasetKind("dlc-instances", "a DeepLabCut CollectedData_*.csv, each labelled animal one "
+                "instance boxed by its keypoints", "keyed", _open_dlc_instances,
+                options=("box_margin",)),
     DatasetKind("synthetic-instances", "overlapping shapes with instance masks, boxes and "
                 "keypoints, from a seed", "generated", _open_synthetic_instances,
                 official_splits=GENERATED_SPLITS,
