@@ -56,3 +56,47 @@ def test_flip_tta_evaluates_a_keypoint_run_with_its_left_right_pairs(tmp_path) -
     result = cnnkit.runs.evaluate_run(tmp_path / "kp", tta="flip")
     assert json.loads((tmp_path / "kp" / "eval_flip.json").read_text())["tta"] == "flip"
     assert 0.0 <= result["metrics"]["pck"] <= 1.0
+
+
+SCENES = ["data.kind=scenes", "data.num_samples=8", "data.val_samples=4", "data.size=[32, 48]",
+          "data.batch_size=4", "data.workers=0", "train.epochs=1"]
+DENSE_RUNS = {
+    "depth": (["model.name=eigen_fergus_small_depth", "task.kind=depth"], "depth"),
+    "normals": (["model.name=eigen_fergus_small_normals", "task.kind=normals"], "normals"),
+    "multitask": (["model.name=eigen_fergus_small", "task.kind=multitask"], "depth"),
+    "colorization": (["model.name=zhang_colorization_small", "task.kind=colorization",
+                      "task.options={prior: train}", "data.train_transforms=[ColorizationTarget]",
+                      "data.eval_transforms=[ColorizationTarget]"], "rgb"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DENSE_RUNS))
+def test_a_dense_regression_run_trains_reports_and_predicts(kind, tmp_path) -> None:
+    extra, field = DENSE_RUNS[kind]
+    config = load_config(None, SCENES + extra + [f"train.run_dir={tmp_path / kind}"])
+    result = train(config, quiet=True)
+    folder = RunFolder(tmp_path / kind)
+    assert folder.report.is_file() and len(list(folder.samples.glob("*.png"))) == 4
+    record = json.loads(folder.evaluation().read_text())
+    assert record["metrics"] == pytest.approx(result["metrics"], nan_ok=True)
+    run = cnnkit.load_run(folder.path)
+    prediction = run.predict(torch.rand(3, 40, 56))[0]
+    if kind == "multitask":  # one record per sub-task
+        assert set(prediction) == {"depth", "normals", "segmentation"}
+        prediction = prediction["depth"]
+    assert tuple(torch.as_tensor(prediction[field]).shape[-2:]) == (40, 56)
+    if kind == "colorization":  # the prior was counted on the training split and recorded
+        from cnnkit.runs.data import build_dataset
+        from cnnkit.tasks import ab_prior
+
+        counts = ab_prior(build_dataset(config.data, "train", seed=0)).tolist()
+        assert run.task.spec()["options"]["prior"] == pytest.approx(counts)
+
+
+def test_a_prior_from_the_training_split_needs_one() -> None:
+    from cnnkit.tasks import ColorizationTask
+    from cnnkit.errors import CnnkitError
+
+    with pytest.raises(CnnkitError, match="task.options.prior: 'train' counts"):
+        ColorizationTask.options_from_data({"prior": "train"}, None)
+    assert ColorizationTask.options_from_data({"prior": [1.0] * 313}, None) == {}

@@ -51,10 +51,14 @@ def build_model(section: ModelConfig) -> nn.Module:
     return LinearProbe(net, net.num_classes, stage=section.probe_stage)
 
 
-def build_task_for(config: RunConfig, labels: LabelSpace, model: nn.Module) -> Task:
-    """The configured task, sized by the model and named by the data's labels."""
-    options = task_class(config.task.kind).options_from(labels, model)
+def build_task_for(config: RunConfig, labels: LabelSpace, model: nn.Module,
+                   train: TransformedDataset | None = None) -> Task:
+    """The configured task, sized by the model, named by the data's labels, with the options
+    it computes from the training samples (``train``) where the configuration asks."""
+    kind = task_class(config.task.kind)
+    options = kind.options_from(labels, model)
     options.update(config.task.options)
+    options.update(kind.options_from_data(options, train))
     try:
         return build_task(config.task.kind, **options)
     except OptionError as err:
@@ -74,7 +78,7 @@ def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> A
     labels = label_space(next(iter(datasets.values())))
     seed_everything(seed)
     model = build_model(config.model)
-    task = build_task_for(config, labels, model)
+    task = build_task_for(config, labels, model, datasets.get("train"))
     for split, dataset in datasets.items():  # what the task's metric compares with
         dataset.keep_original = split != "train" and task.keeps_original_targets
     reference = next((datasets[s] for s in ("val", "test") if s in datasets), None)
@@ -88,5 +92,7 @@ def assemble(config: RunConfig, splits: tuple[str, ...] = ("train", "val")) -> A
         raise CnnkitError(f"model {config.model.name} takes {takes}-channel images but the "
                           f"data's images have {shape[0]} channel(s); set "
                           f"model.in_channels={shape[0]}")
-    spec = InferenceSpec.for_run(config, model, task, shape)
+    raw = getattr(reference, "dataset", None)
+    image_channels = raw[0].image.shape[0] if raw is not None and len(raw) else None
+    spec = InferenceSpec.for_run(config, model, task, shape, image_channels)
     return Assembly(config, model, task, labels, spec, datasets)

@@ -64,7 +64,7 @@ class Run:
         return facts
 
     def _sample(self, image: ImageInput, index: int) -> Sample:
-        tensor, where = as_image_tensor(image, self.spec.input.get("channels", 3), index)
+        tensor, where = as_image_tensor(image, self.spec.image_channels, index)
         sample = Sample(tensor, meta={"path": where, "original_size": tuple(tensor.shape[-2:])})
         if self.transforms is not None:
             sample = self.transforms(sample, torch.Generator().manual_seed(0))
@@ -107,7 +107,7 @@ class Run:
         records = []
         for path in map(Path, paths):
             prediction = self.predict([path])[0]
-            original = to_pil(as_image_tensor(path, self.spec.input.get("channels", 3))[0])
+            original = to_pil(as_image_tensor(path, self.spec.image_channels)[0])
             record = self.task.write({"image": str(path), **prediction}, original,
                                      out_dir / path.stem)
             (out_dir / f"{path.stem}.json").write_text(json.dumps(jsonable(record), indent=2))

@@ -55,9 +55,11 @@ class InferenceSpec:
 
     @classmethod
     def for_run(cls, config: RunConfig, model: nn.Module, task: Task,
-                input_size: tuple[int, ...]) -> InferenceSpec:
+                input_size: tuple[int, ...], image_channels: int | None = None) -> InferenceSpec:
         """The spec of a run configured by ``config`` whose evaluation images (after the
-        evaluation transforms) have size ``input_size`` (C, H, W)."""
+        evaluation transforms) have size ``input_size`` (C, H, W); ``image_channels``: those of
+        the images the transforms read, where they differ (colourisation reads RGB and gives
+        the network L)."""
         section = config.model
         info: dict[str, Any] = {"name": section.name, "options": dict(section.options),
                                 "num_classes": section.num_classes,
@@ -65,10 +67,17 @@ class InferenceSpec:
                                 "probe_stage": section.probe_stage}
         sizes = getattr(model, "input_sizes", None)
         shape = {"channels": int(input_size[0]), "size": [int(s) for s in input_size[1:]]}
+        if image_channels is not None and image_channels != input_size[0]:
+            shape["image_channels"] = int(image_channels)
         if sizes is not None:
             shape.update(minimum=int(sizes.minimum), step=int(sizes.step))
         return cls(task=task.spec(), model=info, transforms=list(config.data.eval_transforms),
                    input=shape, versions={"cnnkit": __version__, "torch": torch.__version__})
+
+    @property
+    def image_channels(self) -> int:
+        """The channels of the images :meth:`Run.predict` reads (before the transforms)."""
+        return int(self.input.get("image_channels", self.input.get("channels", 3)))
 
     # ----------------------------------------------------------------- reading and writing
     def to_dict(self) -> dict[str, Any]:

@@ -122,6 +122,14 @@ class Task(ABC):
         names of what it predicts); the configuration's own options come on top."""
         return {}
 
+    @classmethod
+    def options_from_data(cls, options: dict[str, Any], train: Any | None) -> dict[str, Any]:
+        """Options computed from the training samples where ``options`` (the configuration's)
+        ask for them (e.g. colourisation's ``prior: train``); ``train`` is the training dataset,
+        or None when the run has none. The computed values replace the request, so the run's
+        spec records the numbers, not the request."""
+        return {}
+
     @property
     def keeps_original_targets(self) -> bool:
         """Whether the metric compares with the samples' untransformed targets (the run keeps

@@ -24,7 +24,8 @@ the metrics and pictures (as the paper does).
 
 **Class rebalancing**: the weights come from the training data's ab histogram, which the task
 cannot see: pass ``class_weights`` (313 values) or ``prior`` (313 bin counts or frequencies,
-e.g. :func:`~cnnkit.tasks.colorization_metric.ab_prior` of the training set), from which the
+e.g. :func:`~cnnkit.tasks.colorization_metric.ab_prior` of the training set; in a run
+configuration ``prior: train`` counts the training split's samples), from which the
 task computes :func:`~cnnkit.data.ab_bins.rebalance_weights` with ``rebalance_lambda`` (0.5,
 the paper's). With neither, the cross-entropy is unweighted (the paper's "no rebalancing"
 variant). In regression mode the weights only give the rebalanced AuC.
@@ -128,6 +129,16 @@ class ColorizationTask(Task):
             raise CnnkitError(f"a colorization model predicts {NUM_AB_BINS} bin logits or 2 ab "
                               f"channels; this one gives {channels}")
         return {} if channels is None else {"mode": modes[channels]}
+
+    @classmethod
+    def options_from_data(cls, options: dict[str, Any], train: Any | None) -> dict[str, Any]:
+        """``prior: train``: the ab bin counts of the training samples (:func:`ab_prior`)."""
+        if options.get("prior") != "train":
+            return {}
+        if train is None:
+            raise CnnkitError("task.options.prior: 'train' counts the training samples' ab "
+                              "values, and this run has no training split")
+        return {"prior": ab_prior(train).tolist()}
 
     # -- reading outputs and labels ------------------------------------------------------------
     def logits(self, output: Any) -> torch.Tensor:
