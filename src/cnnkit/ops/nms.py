@@ -51,23 +51,27 @@ def _keep_sorted(boxes, threshold, cats) -> torch.Tensor:
     """Greedy keep mask of ``boxes`` sorted by decreasing score."""
     n = boxes.size(0)
     keep = torch.zeros(n, dtype=torch.bool, device=boxes.device)
+    kept_boxes, kept_cats = boxes[:0], None if cats is None else cats[:0]
     for start in range(0, n, BLOCK):
         stop = min(start + BLOCK, n)
-        block = boxes[start:stop]
-        block_cats = None if cats is None else cats[start:stop]
-        alive = torch.ones(stop - start, dtype=torch.bool, device=boxes.device)
-        if start:
-            earlier = _overlaps(boxes[:start], block, threshold,
-                                None if cats is None else cats[:start], block_cats)
-            alive = ~(earlier & keep[:start, None]).any(dim=0)
+        # only the boxes that the kept boxes of earlier blocks leave alive take part
+        alive = torch.arange(start, stop, device=boxes.device)
+        if len(kept_boxes):
+            block_cats = None if cats is None else cats[start:stop]
+            earlier = _overlaps(kept_boxes, boxes[start:stop], threshold, kept_cats, block_cats)
+            alive = alive[~earlier.any(dim=0)]
+        block, block_cats = boxes[alive], None if cats is None else cats[alive]
         inside = _overlaps(block, block, threshold, block_cats, block_cats).triu(diagonal=1)
-        current = alive
+        current = torch.ones(len(alive), dtype=torch.bool, device=boxes.device)
         while True:
-            update = alive & ~(inside & current[:, None]).any(dim=0)
+            update = ~(inside & current[:, None]).any(dim=0)
             if torch.equal(update, current):
                 break
             current = update
-        keep[start:stop] = current
+        keep[alive[current]] = True
+        kept_boxes = torch.cat([kept_boxes, block[current]])
+        if cats is not None:
+            kept_cats = torch.cat([kept_cats, block_cats[current]])
     return keep
 
 
