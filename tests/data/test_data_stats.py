@@ -83,3 +83,14 @@ def test_cli_unknown_root_is_one_line_error(tmp_path, capsys) -> None:
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'none'}: not found (the root "
                                                "of the camvid data)")
+
+
+def test_data_kinds_lists_every_layout_with_its_split_rule_and_options() -> None:
+    from cnnkit.data.datasets.catalog import CATALOG
+
+    result = CliRunner().invoke(cli, ["data", "kinds"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == list(CATALOG)
+    membrane = next(line for line in lines if line.startswith("membrane-instances "))
+    assert membrane.split()[1] == "keyed" and membrane.endswith("options: min_area")

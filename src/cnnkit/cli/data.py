@@ -1,4 +1,5 @@
-"""``cnnkit data stats``: what a dataset holds, for any kind of the catalog."""
+"""``cnnkit data kinds``: the file layouts cnnkit reads; ``cnnkit data stats``: what a dataset
+holds, for any kind of the catalog."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import json
 import click
 
 from cnnkit.cli.options import verbosity
-from cnnkit.data.datasets.catalog import DATASET_KINDS, DatasetOptions
+from cnnkit.data.datasets.catalog import CATALOG, DATASET_KINDS, DatasetOptions
 from cnnkit.errors import CnnkitError
 
 
 @click.group()
 def data() -> None:
     """Inspect datasets read from local files."""
+
+
+@data.command("kinds")
+@verbosity
+def data_kinds() -> None:
+    """The dataset kinds (data.kind): layout, how splits are made, the options each reads."""
+    width = max(len(name) for name in CATALOG)
+    for entry in CATALOG.values():
+        options = f"; options: {', '.join(entry.options)}" if entry.options else ""
+        click.echo(f"{entry.name:<{width}}  {entry.splits:<10}  {entry.summary}{options}")
 
 
 @data.command("stats")
