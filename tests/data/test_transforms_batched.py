@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from cnnkit.runs.data import build_batch_transforms
 from cnnkit.config.loader import ConfigError
-from cnnkit.data.transforms.batched import BatchHorizontalFlip, BatchRandomShift
+from cnnkit.data.transforms.batched import (BatchHorizontalFlip, BatchRandomErasing,
+                                            BatchRandomShift)
 from cnnkit.runs import RunFolder
 from cnnkit.engine import Trainer
 from cnnkit.errors import CnnkitError
@@ -66,6 +67,29 @@ def test_shift_keeps_channels_last_and_coordinates_are_refused() -> None:
         BatchHorizontalFlip()({**batch(), "keypoints": torch.zeros(6, 4, 2)})
     with pytest.raises(ValueError, match="padding must be >= 0"):
         BatchRandomShift(padding=-1)
+
+
+def test_erasing_fills_one_rectangle_of_the_drawn_area_per_chosen_image() -> None:
+    torch.manual_seed(0)
+    images = torch.ones(400, 1, 20, 30)
+    erased = BatchRandomErasing(p=0.5, scale=(0.1, 0.2), ratio=(0.5, 2.0), value=-1.0)(
+        {"image": images, "label": torch.zeros(400)})["image"]
+    holes = erased[:, 0] == -1.0
+    counts = holes.flatten(1).sum(1)
+    chosen = counts > 0
+    assert 150 < int(chosen.sum()) < 250  # p = 0.5
+    assert torch.equal(erased[~chosen], images[~chosen])
+    for hole in holes[chosen]:  # one filled rectangle each
+        rows, cols = hole.any(1).nonzero()[:, 0], hole.any(0).nonzero()[:, 0]
+        height, width = int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+        assert hole.sum() == height * width
+        assert 0.5 / 2.0 <= height / width <= 2.0 * 2.0  # rounding of small sides
+    share = counts[chosen].float() / 600
+    assert share.min() >= 0.08 and share.max() <= 0.22
+    with pytest.raises(CnnkitError, match="erases image pixels only; this batch also holds mask"):
+        BatchRandomErasing()(batch())
+    with pytest.raises(CnnkitError, match="scale must be"):
+        BatchRandomErasing(scale=(0.5, 0.1))
 
 
 def test_batch_transforms_from_configuration_entries() -> None:

@@ -94,6 +94,54 @@ class BatchRandomShift:
         return out
 
 
+class BatchRandomErasing:
+    """Random erasing (Zhong, Zheng, Kang, Li & Yang, "Random Erasing Data Augmentation", AAAI
+    2020): with probability ``p`` a sample's image gets one rectangle filled with ``value``; the
+    rectangle's area is a uniform share ``scale`` of the image and its aspect ratio (height /
+    width) log-uniform in ``ratio``, its position uniform where it fits. The paper draws again
+    until the rectangle fits; here its sides are clipped to the image instead (one draw, no
+    loop). Images only: a batch with masks or dense targets is refused (erasing does not change
+    a pixel's class, so those labels would describe pixels the network cannot see)."""
+
+    def __init__(self, p: float = 0.5, scale: Sequence[float] = (0.02, 0.4),
+                 ratio: Sequence[float] = (0.3, 3.3), value: float = 0.0) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ArgumentError(f"BatchRandomErasing p must be in [0, 1]; got {p}")
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+            raise ArgumentError(f"BatchRandomErasing scale must be [low, high] with 0 < low <= "
+                                f"high <= 1; got {list(scale)}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ArgumentError(f"BatchRandomErasing ratio must be [low, high] with 0 < low <= "
+                                f"high; got {list(ratio)}")
+        self.p, self.scale, self.ratio, self.value = p, tuple(scale), tuple(ratio), value
+
+    def __call__(self, batch: Batch) -> Batch:
+        _check_movable(batch, type(self).__name__)
+        held = [key for key in ("mask", "depth", "normals", "valid") if key in batch]
+        if held:
+            raise CnnkitError(f"batch transform BatchRandomErasing erases image pixels only; "
+                              f"this batch also holds {', '.join(held)}")
+        image = batch["image"]
+        n, height, width = image.shape[0], image.shape[-2], image.shape[-1]
+        device = image.device
+        draw = torch.rand(n, 5, device=device)
+        area = height * width * (self.scale[0] + (self.scale[1] - self.scale[0]) * draw[:, 0])
+        low, high = torch.log(torch.tensor(self.ratio, device=device))
+        aspect = torch.exp(low + (high - low) * draw[:, 1])
+        h = torch.sqrt(area * aspect).round().clamp(1, height)
+        w = torch.sqrt(area / aspect).round().clamp(1, width)
+        top = ((height - h + 1) * draw[:, 2]).floor().clamp(max=height - h)
+        left = ((width - w + 1) * draw[:, 3]).floor().clamp(max=width - w)
+        rows = torch.arange(height, device=device).view(1, height, 1)
+        cols = torch.arange(width, device=device).view(1, 1, width)
+        inside = ((rows >= top.view(-1, 1, 1)) & (rows < (top + h).view(-1, 1, 1))
+                  & (cols >= left.view(-1, 1, 1)) & (cols < (left + w).view(-1, 1, 1)))
+        erase = inside & (draw[:, 4] < self.p).view(-1, 1, 1)
+        out = dict(batch)
+        out["image"] = image.masked_fill(erase.unsqueeze(1), self.value)
+        return out
+
+
 def _memory_format(tensor: torch.Tensor) -> torch.memory_format:
     if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) \
             and not tensor.is_contiguous():
@@ -119,4 +167,5 @@ class BatchCompose:
 BATCH_TRANSFORMS: dict[str, Callable[..., Callable[[Batch], Batch]]] = {
     "BatchHorizontalFlip": BatchHorizontalFlip,
     "BatchRandomShift": BatchRandomShift,
+    "BatchRandomErasing": BatchRandomErasing,
 }
