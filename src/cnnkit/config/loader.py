@@ -131,6 +131,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("train.amp", lambda v: v in AMP_MODES, f"one of {', '.join(AMP_MODES)}"),
     ("train.channels_last", lambda v: v in (True, False, "auto"), "true, false or auto"),
     ("train.grad_clip", lambda v: v is None or v > 0, "> 0 (or null: no clipping)"),
+    ("train.ema", lambda v: v is None or 0 < v < 1, "in (0, 1) (or null: no average)"),
     ("train.early_stopping", lambda v: v is None or v >= 1, ">= 1 (or null: never)"),
     ("train.checkpoint_every", lambda v: v is None or v >= 1, ">= 1 step (or null)"),
     ("train.log_every", lambda v: v >= 1, ">= 1 step"),

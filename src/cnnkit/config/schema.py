@@ -116,6 +116,8 @@ class ScheduleConfig:
 class TrainConfig:
     """The training loop. ``early_stopping``: epochs without improvement of the task's primary
     metric before stopping (None: never). ``grad_clip``: max gradient norm (None: no clipping).
+    ``ema``: decay of an exponential moving average of the weights (e.g. 0.999): validation,
+    the checkpoints' weights and the final evaluation use the average (None: no average).
     ``checkpoint_every``: also write ``last.pt`` every that many optimizer steps (mid-epoch
     checkpoints, resumed exactly; None: at the end of each epoch only). ``sync_bn``: under
     torchrun, batch norms compute their statistics over the global batch
@@ -126,6 +128,7 @@ class TrainConfig:
     amp: str | bool = "auto"  # auto (bf16 where the hardware has it), off, bf16 or fp16
     channels_last: bool | str = "auto"  # auto: with bf16 autocast (measured faster)
     grad_clip: float | None = None
+    ema: float | None = None  # decay of the weights' moving average (e.g. 0.999)
     early_stopping: int | None = None
     seed: int = 0
     deterministic: bool = False

@@ -63,6 +63,7 @@ from cnnkit.engine.distributed import (
     gather_to_main,
     sync_batch_norm,
 )
+from cnnkit.engine.ema import WeightAverage
 from cnnkit.engine.evaluate import autocast_context, evaluate
 from cnnkit.engine.logs import RunLogger
 from cnnkit.engine.optim import build_optimizer
@@ -92,13 +93,15 @@ class TrainingFiles(Protocol):
 class Trainer:
     """Trains ``model`` on ``task``; see the module docstring. ``early_stopping`` is a patience
     in evaluations without improvement of ``task.primary_metric``; ``max_steps`` stops (with a
-    checkpoint) after that many optimizer steps in all, counting those before a resume."""
+    checkpoint) after that many optimizer steps in all, counting those before a resume.
+    ``ema``: the decay of a moving average of the weights (:mod:`cnnkit.engine.ema`) that is
+    validated and saved as the model (the trained weights are kept for resuming)."""
 
     def __init__(self, model: nn.Module, task: Task, train_loader: Any, val_loader: Any = None, *,
                  optimizer: torch.optim.Optimizer | None = None, scheduler: Schedule | None = None,
                  epochs: int = 1, files: TrainingFiles, device: str | torch.device = "auto",
                  amp: str = "off", channels_last: bool | str = False,
-                 grad_clip: float | None = None,
+                 grad_clip: float | None = None, ema: float | None = None,
                  early_stopping: int | None = None, seed: int = 0, deterministic: bool = False,
                  log_every: int = 50, eval_every: int = 1, checkpoint_every: int | None = None,
                  max_steps: int | None = None, resume: str | Path | None = None, quiet: bool = False,
@@ -136,6 +139,7 @@ class Trainer:
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         self.model = model
+        self.ema = WeightAverage(model, ema) if ema is not None else None
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
@@ -151,6 +155,7 @@ class Trainer:
         self._last_saved: tuple[Path, int] | None = None
         self.config = ckpt.plain_config({
             "epochs": epochs, "amp": amp, "channels_last": channels_last, "grad_clip": grad_clip,
+            "ema": ema,
             "precision": self.precision,
             "early_stopping": early_stopping, "seed": seed, "deterministic": deterministic,
             "sync_bn": sync_bn,
@@ -174,6 +179,12 @@ class Trainer:
     def raw_model(self) -> nn.Module:
         return ckpt.unwrap_model(self.model)
 
+    @property
+    def kept_model(self) -> nn.Module:
+        """The weights validated and saved as the run's model: the moving average when there is
+        one, else the trained weights."""
+        return self.ema.module if self.ema is not None else self.raw_model
+
     def state_dict(self) -> dict[str, Any] | None:
         """The checkpoint contents (on rank 0; None on the other ranks)."""
         rng = gather_to_main(ckpt.rng_state())
@@ -181,7 +192,9 @@ class Trainer:
             return None
         generators = (self._epoch_generator_states if self.batches_done
                       else [g.get_state() for g in loader_generators(self.train_loader)])
-        return {"format": ckpt.FORMAT, "model": self.raw_model.state_dict(),
+        averaged = {} if self.ema is None else {"trained_model": self.raw_model.state_dict(),
+                                                  "ema_updates": self.ema.updates}
+        return {"format": ckpt.FORMAT, "model": self.kept_model.state_dict(), **averaged,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "epoch": self.epoch, "step": self.step, "batches_done": self.batches_done,
@@ -213,6 +226,8 @@ class Trainer:
         """Write the checkpoint ``files.last`` atomically (rank 0 only); never a model whose
         parameters or buffers are not finite (that stops the run, naming them)."""
         bad = ckpt.nonfinite_tensors(self.raw_model)
+        if self.ema is not None:
+            bad += [f"average {name}" for name in ckpt.nonfinite_tensors(self.ema.module)]
         if broadcast_flag(bool(bad)):
             self.stop_reason = "non-finite weights"
             self.logger.flush()
@@ -233,7 +248,9 @@ class Trainer:
         """Restore everything :meth:`state_dict` saved, to continue the run exactly."""
         state = ckpt.load_checkpoint(path)
         try:
-            self.raw_model.load_state_dict(state["model"])
+            self.raw_model.load_state_dict(state.get("trained_model", state["model"]))
+            if self.ema is not None:
+                self.ema.load(state["model"], state.get("ema_updates", 0))
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as err:
             raise ckpt.CheckpointError(f"{path} does not fit this run's model or optimizer "
@@ -340,6 +357,8 @@ class Trainer:
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.raw_model)
         self.scheduler.step_iteration()
         self._window.append(loss.detach())
         for name, value in parts.items():
@@ -399,8 +418,8 @@ class Trainer:
         primary, improved = None, False
         due = self.epoch % self.eval_every == 0 or self.epoch == self.epochs
         if self.val_loader is not None and due:
-            broadcast_buffers(self.raw_model)  # validate with the statistics rank 0 saves
-            figures = evaluate(self.raw_model, self.task, self.val_loader, device=self.device,
+            broadcast_buffers(self.kept_model)  # validate with the statistics rank 0 saves
+            figures = evaluate(self.kept_model, self.task, self.val_loader, device=self.device,
                                amp_dtype=self.amp_dtype, channels_last=self.channels_last)
             record.update({f"val_{name}": value for name, value in figures.items()})
             self.logger.log("val", figures, epoch=self.epoch, step=self.step)

@@ -179,7 +179,7 @@ def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, q
                                    parts.task.higher_is_better)
     trainer = Trainer(parts.model, parts.task, train_loader, val_loader, optimizer=optimizer,
                       scheduler=scheduler, epochs=t.epochs, files=folder, device=t.device,
-                      amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip,
+                      amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip, ema=t.ema,
                       early_stopping=t.early_stopping, seed=seed, deterministic=t.deterministic,
                       log_every=t.log_every, checkpoint_every=t.checkpoint_every,
                       max_steps=max_steps, resume=resume, quiet=quiet, sync_bn=t.sync_bn,
