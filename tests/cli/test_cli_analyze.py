@@ -52,6 +52,18 @@ def test_summary_depth(capsys) -> None:
         "features", "avgpool", "flatten", "classifier"]
 
 
+def test_a_detector_is_analysed_on_the_cpu_with_the_same_figures_each_time(capsys) -> None:
+    runs = [_run(capsys, "summary", "fasterrcnn_resnet18_fpn", "--input", "3x128x128",
+                 "--format", "json") for _ in range(2)]
+    assert all(code == 0 for code, _, _ in runs)
+    first, second = (json.loads(out) for _, out, _ in runs)
+    assert first["totals"]["params"] == 13_828_374
+    assert first["totals"]["macs"] == second["totals"]["macs"] > 0
+    names = [row["name"] for row in first["layers"]]
+    assert any(name.startswith("rpn") for name in names)
+    assert any(name.startswith("roi_heads") for name in names)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["vggg16"], "error: unknown model 'vggg16'; did you mean vgg16"),
     (["vgg16", "--input", "3x224"], "error: --input: vgg16 takes 3 sizes like 3x224x224"),
@@ -61,6 +73,9 @@ def test_summary_depth(capsys) -> None:
     (["test_cli_analyze:tiny_net"], "error: --input is required for a module:attr model"),
     (["no_such_module:net", "--input", "3x8x8"], "cannot import module 'no_such_module'"),
     (["lenet5", "--device", "gpu0"], "error: device must be 'meta', 'cpu' or 'cuda[:N]'"),
+    (["fasterrcnn_resnet18_fpn", "--device", "meta"],
+     "error: fasterrcnn_resnet18_fpn computes with the input's values (e.g. a detector's "
+     "proposals): analyse it with device='cpu'"),
 ])
 def test_summary_errors_are_one_line(capsys, argv: list[str], message: str) -> None:
     code, out, err = _run(capsys, "summary", *argv)

@@ -117,7 +117,9 @@ def analyze(model: nn.Module, input_size, *, batch_size: int = 1, device: str = 
     ``input_size`` excludes the batch: ``(3, 224, 224)``, or a list of such tuples for a model
     with several inputs (called as ``model(*inputs)``). Every dimension after the first (the
     channels) is a spatial one for receptive fields. ``device="meta"`` (default) computes
-    nothing; ``"cpu"``/``"cuda"`` run real tensors and give the same numbers. ``optimizer``
+    nothing; ``"cpu"``/``"cuda"`` run real tensors and give the same numbers (a model whose cost
+    depends on the values, ``analysis_needs_values = True`` such as the detectors, needs
+    them: its figures are those of a random input). ``optimizer``
     ("none", "sgd" with momentum, "adam") sets the optimizer state in the training-memory
     estimate. Raises :class:`~cnnkit.errors.InputSizeError` naming the layer that failed.
     """
@@ -128,6 +130,10 @@ def analyze(model: nn.Module, input_size, *, batch_size: int = 1, device: str = 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ArgumentError(f"batch_size must be a positive int; got {batch_size!r}")
     dev = _device(device)
+    if dev.type == "meta" and getattr(model, "analysis_needs_values", False):
+        raise ArgumentError(f"{name or type(model).__name__} computes with the input's values "
+                            f"(e.g. a detector's proposals): analyse it with device='cpu' (or "
+                            f"'cuda'), not on the meta device")
     swapped = _swapped(model, dev, dtype)
     names = {id(m): n for n, m in model.named_modules()}
     params = {id(m): list(m.named_parameters(recurse=isinstance(m, LEAF_TYPES)))
@@ -136,7 +142,9 @@ def analyze(model: nn.Module, input_size, *, batch_size: int = 1, device: str = 
     if dev.type == "meta":
         inputs = [torch.empty((batch_size, *s), device=dev, dtype=dtype) for s in shapes]
     else:
-        inputs = [torch.randn((batch_size, *s), device=dev, dtype=dtype) for s in shapes]
+        seeded = torch.Generator().manual_seed(0)  # the same figures on every call
+        inputs = [torch.randn((batch_size, *s), generator=seeded, dtype=dtype).to(dev)
+                  for s in shapes]
     for x, s in zip(inputs, shapes):
         tracer.fields[x] = R.input_rf(x.dim(), len(s) - 1)
     modes = [(m, m.training) for m in model.modules()]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from cnnkit.cli.options import parse_size, resolve_model, verbosity
 from cnnkit.errors import CnnkitError, InputSizeError
 from cnnkit.kinds import TASK_KINDS
+
+log = logging.getLogger("cnnkit.summary")
 
 
 @click.command()
@@ -21,14 +25,15 @@ from cnnkit.kinds import TASK_KINDS
               type=click.Choice(["table", "markdown", "csv", "json"]), help="Output format.")
 @click.option("--num-classes", default=None, type=click.IntRange(min=1),
               help="Number of classes for a registered model.")
-@click.option("--device", default="meta", show_default=True,
-              help="meta: shapes only, nothing computed; cpu/cuda: run on real tensors.")
+@click.option("--device", default=None,
+              help="meta: shapes only, nothing computed; cpu/cuda: run on real tensors. Default: "
+                   "meta, or cpu for a model whose cost depends on the values (detectors).")
 @click.option("--optimizer", default="sgd", show_default=True,
               type=click.Choice(["none", "sgd", "adam"]),
               help="Optimizer state counted in the training-memory estimate.")
 @verbosity
 def summary(model: str, input_size: str | None, batch: int, depth: int | None, fmt: str,
-            num_classes: int | None, device: str, optimizer: str) -> None:
+            num_classes: int | None, device: str | None, optimizer: str) -> None:
     """Per-layer shapes, parameters, MACs/FLOPs, memory and receptive fields of MODEL.
 
     MODEL is a registered name (see `cnnkit models`) or a `package.module:attr` path to a
@@ -50,9 +55,20 @@ def summary(model: str, input_size: str | None, batch: int, depth: int | None, f
         if len(size) != len(default):
             raise InputSizeError(f"--input: {model} takes {len(default)} sizes like "
                                  f"{'x'.join(map(str, default))}; got {input_size!r}")
-    net = _build_for(model, device, kwargs)
+    net = _build_for(model, device or "meta", kwargs)
+    if device is None:
+        device = "meta"
+        if getattr(net, "analysis_needs_values", False):  # e.g. a detector's proposals
+            device = "cpu"
+            net = _build_for(model, device, kwargs) if _on_meta(net) else net
+            log.info("%s: analysed on the cpu with a random input (its cost depends on the "
+                     "values)", model)
     report = analyze(net, size, batch_size=batch, device=device, name=model, optimizer=optimizer)
     click.echo(report.format(fmt, depth=depth))
+
+
+def _on_meta(net) -> bool:
+    return any(p.is_meta for p in net.parameters())
 
 
 def _build_for(model: str, device: str, kwargs: dict):

@@ -69,6 +69,10 @@ class GeneralizedRCNN(nn.Module):
     """``transform``, ``backbone`` (ordered dict of maps, ``out_channels`` each), ``rpn``,
     ``roi_heads``; see the module docstring for ``forward``."""
 
+    # which proposals survive (and so what the heads cost) depends on the pixel values: the
+    # analyzer runs a detector on real tensors, never on the meta device
+    analysis_needs_values = True
+
     def __init__(self, backbone: nn.Module, rpn: nn.Module, roi_heads: RoIHeads,
                  transform: RCNNTransform, num_classes: int) -> None:
         super().__init__()
