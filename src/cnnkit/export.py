@@ -76,8 +76,12 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: Sequence[int], *
     ``batch_size + 1`` when ``dynamic_batch``); an output differing from PyTorch anywhere by
     more than ``atol + rtol * max|expected|`` (its largest magnitude) raises :class:`ExportError`.
     ``metadata`` (string keys and values) goes into the file's ``metadata_props``, where ONNX
-    Runtime shows it as ``session.get_modelmeta().custom_metadata_map``.
+    Runtime shows it as ``session.get_modelmeta().custom_metadata_map``. A model that cannot be
+    traced faithfully says why in its ``onnx_refusal`` attribute, and is refused with it.
     """
+    refusal = getattr(model, "onnx_refusal", None)
+    if refusal:
+        raise ExportError(f"{type(model).__name__} cannot be exported to ONNX: {refusal}")
     _require_onnx()
     if len(input_size) != 3 or any(int(s) < 1 for s in input_size):
         raise ExportError(f"input_size must be (channels, height, width); got {tuple(input_size)}")

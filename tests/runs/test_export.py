@@ -59,3 +59,10 @@ def test_mismatch_and_bad_arguments_raise(tmp_path):
         meta = nn.Conv2d(3, 2, 1)
     with pytest.raises(ExportError, match="meta device"):
         export_onnx(meta, tmp_path / "c.onnx", (3, 4, 4))
+
+
+def test_a_detector_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ExportError, match="FasterRCNN cannot be exported to ONNX: its proposals"):
+        export_onnx(create("fasterrcnn_resnet18_fpn", num_classes=3), tmp_path / "d.onnx",
+                    (3, 64, 64))
+    assert not (tmp_path / "d.onnx").exists()

@@ -72,6 +72,10 @@ class GeneralizedRCNN(nn.Module):
     # which proposals survive (and so what the heads cost) depends on the pixel values: the
     # analyzer runs a detector on real tensors, never on the meta device
     analysis_needs_values = True
+    # a traced graph would freeze the number of proposals and detections of the example input
+    onnx_refusal = ("its proposals, NMS and per-detection heads depend on the input's values, "
+                    "which the traced exporter freezes at one example; use the PyTorch model "
+                    "(cnnkit.load_run(...).predict) to serve it")
 
     def __init__(self, backbone: nn.Module, rpn: nn.Module, roi_heads: RoIHeads,
                  transform: RCNNTransform, num_classes: int) -> None:
