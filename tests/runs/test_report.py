@@ -70,3 +70,20 @@ def test_summarize_metrics_uses_last_validation_epoch(tmp_path):
     final, best = summarize_metrics(rows, higher_is_better=task.higher_is_better_for)
     assert final["loss"] == 0.9 - 0.2 and best["loss"] == (0.9 - 0.2, 3)
     assert final["iou/Sky"] == 0.25
+
+
+def test_a_multitask_report_keeps_sub_task_figures_out_of_the_class_table(tmp_path):
+    from cnnkit.tasks import build_task
+
+    task = build_task("multitask", tasks={"depth": {}, "segmentation": {"num_classes": 2}})
+    assert task.per_class("depth/abs_rel") is None
+    assert task.per_class("segmentation/iou/floor") == ("segmentation/iou", "floor")
+    assert build_task("segmentation", num_classes=2).per_class("iou/Road") == ("iou", "Road")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    page = write_report(run_dir, final_metrics={
+        "depth/abs_rel": 0.25, "segmentation/iou/floor": 0.5, "segmentation/miou": 0.5},
+        per_class=task.per_class).read_text()
+    final, by_class = page.split("<h2>Per class</h2>")
+    assert "depth/abs_rel" in final and "segmentation/miou" in final
+    assert "floor" in by_class and "segmentation/iou" in by_class and "abs_rel" not in by_class

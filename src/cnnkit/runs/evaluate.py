@@ -82,7 +82,8 @@ def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder
         write_seen(model, dataset, folder, config)
         result["report"] = str(write_report(folder, title=config.name,
                                             higher_is_better=task.higher_is_better_for,
-                                            primary_metric=task.primary_metric))
+                                            primary_metric=task.primary_metric,
+                                            per_class=task.per_class))
     return result
 
 

@@ -27,8 +27,10 @@ from urllib.parse import quote
 
 from cnnkit.errors import CnnkitError
 from cnnkit.runs.folder import RunFolder
+from cnnkit.tasks.base import metric_and_class
 
 Direction = Callable[[str], bool]  # figure name -> whether higher is better (Task's)
+PerClass = Callable[[str], "tuple[str, str] | None"]  # figure -> (metric, class) (Task's)
 STYLE = """body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ccc;padding:3px 8px}
 td.num{text-align:right;font-family:monospace}th{background:#f2f2f2}
@@ -80,15 +82,17 @@ def summarize_metrics(rows: Sequence[dict[str, Any]], split: str = "val",
     return final, best
 
 
-def _split_per_class(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, dict]]:
-    overall, per_class = {}, {}
+def _split_per_class(metrics: dict[str, float], per_class: PerClass = metric_and_class
+                     ) -> tuple[dict[str, float], dict[str, dict]]:
+    overall: dict[str, float] = {}
+    by_class: dict[str, dict] = {}
     for name, value in metrics.items():
-        if "/" in name:
-            metric, cls = name.split("/", 1)
-            per_class.setdefault(cls, {})[metric] = value
-        else:
+        parts = per_class(name)
+        if parts is None:
             overall[name] = value
-    return overall, per_class
+        else:
+            by_class.setdefault(parts[1], {})[parts[0]] = value
+    return overall, by_class
 
 
 def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None,
@@ -96,12 +100,13 @@ def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None,
                  confusion: Sequence[Sequence[float]] | None = None,
                  class_names: Sequence[str] | None = None,
                  higher_is_better: Direction = _loss_lower,
-                 primary_metric: str | None = None) -> Path:
+                 primary_metric: str | None = None, per_class: PerClass | None = None) -> Path:
     """Write the run's ``report.html`` (and ``curves.png``/``confusion.png``); returns its path.
 
     ``final_metrics``, ``confusion`` and ``class_names`` override what ``eval.json`` holds;
     ``higher_is_better`` is the task's direction of each figure (for the "best" column);
-    ``primary_metric`` gets the first curve after the loss.
+    ``primary_metric`` gets the first curve after the loss; ``per_class`` says which figures
+    are per class (the task's :meth:`~cnnkit.tasks.Task.per_class`; default: ``metric/class``).
     """
     from cnnkit.viz import (
         confusion_matrix_image,
@@ -131,16 +136,16 @@ def write_report(run_dir: str | Path | RunFolder, *, title: str | None = None,
             plot_training_curves(rows, first=[primary_metric] if primary_metric else ()).save(
                 folder.curves)
     if final_metrics:
-        overall, per_class = _split_per_class(final_metrics)
+        overall, by_class = _split_per_class(final_metrics, per_class or metric_and_class)
         table_rows = [[name, float(value), *(_best(best, name))] for name, value in overall.items()]
         sections.append("<h2>Final metrics</h2>" + _table(["metric", "final", "best", "best epoch"],
                                                           table_rows))
-        if per_class:
-            metrics = sorted({m for v in per_class.values() for m in v})
+        if by_class:
+            metrics = sorted({m for v in by_class.values() for m in v})
             sections.append("<h2>Per class</h2>" + _table(
                 ["class", *metrics],
                 [[cls, *(float(v.get(m, float("nan"))) for m in metrics)]
-                 for cls, v in per_class.items()]))
+                 for cls, v in by_class.items()]))
     if folder.curves.is_file():
         sections.append(f'<h2>Training curves</h2><img src="{folder.CURVES}" '
                         'alt="training curves">')

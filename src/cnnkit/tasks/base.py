@@ -74,6 +74,13 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def metric_and_class(figure: str) -> tuple[str, str] | None:
+    """``metric/class`` -> (metric, class), the naming of per-class figures; None without a
+    ``/``."""
+    metric, _, name = figure.partition("/")
+    return (metric, name) if name else None
+
+
 class Task(ABC):
     """One kind of prediction (a name of :data:`cnnkit.kinds.TASK_KINDS`).
 
@@ -143,6 +150,11 @@ class Task(ABC):
         if base == self.primary_metric:
             return self.higher_is_better
         return base not in self.lower_is_better
+
+    def per_class(self, figure: str) -> tuple[str, str] | None:
+        """The (metric, class) of a per-class figure such as ``iou/Road``; None for a figure of
+        the whole dataset."""
+        return metric_and_class(figure)
 
     def forward(self, model: nn.Module, batch: Batch) -> Any:
         """Run ``model`` on the batch: ``model(batch["image"])``. A task whose models take their

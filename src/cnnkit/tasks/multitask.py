@@ -128,6 +128,13 @@ class MultiTask(Task):
             return self.tasks[kind].higher_is_better_for(rest)
         return not figure.startswith(("loss", "log_var"))
 
+    def per_class(self, figure: str) -> tuple[str, str] | None:
+        """``<kind>/<figure>`` is a sub-task's figure: per class only where the sub-task's is
+        (``segmentation/iou/floor`` -> (``segmentation/iou``, ``floor``))."""
+        kind, _, rest = figure.partition("/")
+        inner = self.tasks[kind].per_class(rest) if kind in self.tasks and rest else None
+        return None if inner is None else (f"{kind}/{inner[0]}", inner[1])
+
     def outputs(self, output: Any) -> Mapping[str, Any]:
         """The model's dict, checked to hold every sub-task's output."""
         if not isinstance(output, Mapping):
