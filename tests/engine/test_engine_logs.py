@@ -27,14 +27,14 @@ def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 
 def run(tmp_path, *, epochs: int = 3, early_stopping: int | None = None,
-        quiet: bool = True) -> Trainer:
+        quiet: bool = True, eval_every: int = 1) -> Trainer:
     torch.manual_seed(0)
     model = TinyNet()
     trainer = Trainer(model, TinyTask(), shuffled_loader(tiny_data()),
                       shuffled_loader(tiny_data(16, seed=5)),
                       optimizer=build_optimizer(model, "sgd", lr=0.05), epochs=epochs,
                       files=RunFolder(tmp_path), device="cpu", log_every=2,
-                      early_stopping=early_stopping, quiet=quiet,
+                      early_stopping=early_stopping, quiet=quiet, eval_every=eval_every,
                       progress_stream=io.StringIO())
     trainer.fit()
     return trainer
@@ -84,6 +84,14 @@ def test_early_stopping_after_patience_without_improvement(tmp_path, monkeypatch
     assert len(trainer.history) == 3 and trainer.best_epoch == 1
     assert (tmp_path / "best.pt").is_file()
 
+
+
+def test_validation_every_other_epoch_and_after_the_last(tmp_path) -> None:
+    trainer = run(tmp_path, epochs=5, eval_every=2)
+    assert [("val_accuracy" in h) for h in trainer.history] == [False, True, False, True, True]
+    with open(tmp_path / "metrics.csv", newline="") as handle:
+        epochs = {int(r["epoch"]) for r in csv.DictReader(handle) if r["split"] == "val"}
+    assert epochs == {2, 4, 5}
 
 
 def test_a_nan_primary_metric_is_never_the_best(tmp_path, monkeypatch) -> None:

@@ -201,6 +201,7 @@ CASES: list[Case] = [
     Case("warm-up as long as the training",
          lambda t, r: tiny(t, "train.epochs=1", "schedule.warmup_epochs=1"),
          "schedule.warmup_epochs must be less than train.epochs"),
+    Case("eval every 0 epochs", lambda t, r: tiny(t, "train.eval_every=0"), "train.eval_every"),
     Case("ema decay 1", lambda t, r: tiny(t, "train.ema=1.0"), "train.ema"),
     Case("min_area 0", lambda t, r: tiny(t, "data.min_area=0"), "data.min_area"),
     Case("negative box margin", lambda t, r: tiny(t, "data.box_margin=-0.1"), "data.box_margin"),

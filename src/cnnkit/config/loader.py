@@ -135,6 +135,7 @@ RANGES: tuple[tuple[str, typing.Callable[[Any], bool], str], ...] = (
     ("train.early_stopping", lambda v: v is None or v >= 1, ">= 1 (or null: never)"),
     ("train.checkpoint_every", lambda v: v is None or v >= 1, ">= 1 step (or null)"),
     ("train.log_every", lambda v: v >= 1, ">= 1 step"),
+    ("train.eval_every", lambda v: v >= 1, ">= 1 epoch"),
 )
 
 

@@ -136,6 +136,7 @@ class TrainConfig:
     run_dir: str = "runs/run"
     checkpoint_every: int | None = None
     log_every: int = 50
+    eval_every: int = 1  # validate every that many epochs (and after the last)
     sync_bn: bool = False  # SyncBatchNorm in a distributed run (CUDA only)
 
 

@@ -181,7 +181,8 @@ def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, q
                       scheduler=scheduler, epochs=t.epochs, files=folder, device=t.device,
                       amp=t.amp, channels_last=t.channels_last, grad_clip=t.grad_clip, ema=t.ema,
                       early_stopping=t.early_stopping, seed=seed, deterministic=t.deterministic,
-                      log_every=t.log_every, checkpoint_every=t.checkpoint_every,
+                      log_every=t.log_every, eval_every=t.eval_every,
+                      checkpoint_every=t.checkpoint_every,
                       max_steps=max_steps, resume=resume, quiet=quiet, sync_bn=t.sync_bn,
                       config=config_to_dict(config), spec=parts.spec.to_dict(),
                       batch_transform=build_batch_transforms(data.batch_transforms))
