@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from cnnkit.config import ConfigError, RunConfig, load_config, save_config
-from cnnkit.runs.data import build_transforms
+from cnnkit.runs.assemble import build_model
+from cnnkit.runs.data import build_batch_transforms, build_transforms
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 DEMO = Path(__file__).resolve().parents[2] / "src" / "cnnkit" / "demo.yaml"
-SHIPPED = {name: CONFIGS / f"{name}.yaml" for name in ("fashion_mnist", "camvid", "membrane",
-                                                       "degradation", "dlc_openfield")}
+SHIPPED = {path.stem: path for path in sorted(CONFIGS.glob("*.yaml"))}
 SHIPPED["demo_shapes"] = DEMO
 
 
@@ -72,3 +72,5 @@ def test_shipped_configs_load(name):
     assert config.name == name and config.train.run_dir == f"runs/{name}"
     for key in ("train_transforms", "eval_transforms"):
         build_transforms(getattr(config.data, key), key)
+    build_batch_transforms(config.data.batch_transforms)
+    build_model(config.model)  # the model's name and options are valid
