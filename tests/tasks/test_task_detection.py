@@ -275,3 +275,49 @@ def test_default_oks_sigmas_and_bad_arguments_are_one_line_errors():
         build_task("instance-segmentation", num_classes=3).targets(
             {"instances": [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0).long(),
                             "crowd": torch.zeros(0, dtype=torch.bool)}]})
+
+
+def test_more_objects_than_cocos_100_detections_need_max_detections():
+    # 150 one-pixel-apart 2x2 objects found exactly: COCO counts only the 100 best detections
+    pixels = [[x, y, x + 1, y + 1] for y in range(0, 30, 3) for x in range(0, 45, 3)]
+    size = (H, 48)
+    truth = instances([[0, 0, 1, 1]], [1])
+    truth.update(boxes=torch.tensor(pixels, dtype=torch.float32) + torch.tensor(
+        [-0.5, -0.5, 0.5, 0.5]), labels=torch.ones(150, dtype=torch.int64),
+                 masks=torch.stack([box_mask(*p, size=size) for p in pixels]),
+                 crowd=torch.zeros(150, dtype=torch.bool))
+    found = detections(truth, torch.linspace(1.0, 0.5, 150).tolist())
+    batch = {"image": torch.zeros(1, 3, *size), "instances": [truth], "meta": [{}]}
+    capped = figures(build_task("detection", num_classes=3), [found], batch)
+    assert capped["bbox_AR100"] == pytest.approx(100 / 150)
+    assert capped["bbox_AP"] == pytest.approx(100 / 150, abs=0.01)  # precision 1 up to recall 2/3
+    counted = figures(build_task("detection", num_classes=3, max_detections=300), [found], batch)
+    assert counted["bbox_AP"] == pytest.approx(1.0) and counted["bbox_AR300"] == pytest.approx(1.0)
+    assert "bbox_AR100" not in counted
+    with pytest.raises(ArgumentError, match="max_detections must be an integer >= 1"):
+        build_task("detection", num_classes=3, max_detections=0).new_metric()
+
+
+def test_the_figures_are_those_of_pycocotools_summarize():
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    truth = instances([[2, 3, 11, 12], [20, 20, 35, 30], [5, 25, 9, 33]], [1, 2, 1])
+    shifted = {"boxes": truth["boxes"] + torch.tensor([[2.0, 0, 2, 0], [0, 1, 0, 1], [9, 9, 9, 9]]),
+               "labels": truth["labels"], "scores": torch.tensor([0.9, 0.6, 0.8])}
+    task = build_task("detection", num_classes=3)
+    metric = task.new_metric()
+    metric.update([shifted], batch_of(truth))
+    ours = metric.compute()
+    coco = COCO()
+    coco.dataset = {"images": [dict(i) for i in metric.images],
+                    "annotations": [dict(a) for a in metric.truths],
+                    "categories": [dict(c) for c in metric.categories]}
+    coco.createIndex()
+    evaluation = COCOeval(coco, coco.loadRes([dict(r) for r in metric.results["bbox"]]), "bbox")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    evaluation.summarize()
+    stats = [v if v >= 0 else float("nan") for v in evaluation.stats]
+    expected = dict(zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], stats[:6]), AR100=stats[8])
+    assert ours == pytest.approx({f"bbox_{k}": v for k, v in expected.items()}, nan_ok=True)

@@ -13,6 +13,9 @@ Figures, per evaluation type (``bbox``, ``segm``, ``keypoints``, COCO's ``iouTyp
 ``APm``, ``APl`` (objects under 32², between 32² and 96², over 96² pixels of area) and
 ``AR100`` (recall with 100 detections per image); keypoints have no ``APs`` (COCO leaves small
 objects out of the keypoint task) and their recall is ``AR20`` (20 detections per image).
+COCO counts at most those 100 (20) best detections per image for every figure; an image with
+more objects (some 115 cells per ISBI slice) needs ``max_detections`` above its count, and the
+recall is then named after it (``AR300``).
 A figure is NaN where COCO gives -1: no ground truth to evaluate (none at all, or none in that
 size range). Crowd regions (``iscrowd``) are COCO's: detections on them are neither true nor
 false positives; an instance without a labelled keypoint is ignored by the keypoint figures.
@@ -44,8 +47,13 @@ from cnnkit.errors import ArgumentError, CnnkitError
 from cnnkit.tasks.base import Batch, Metric
 
 IOU_TYPES = ("bbox", "segm", "keypoints")
-BOX_FIGURES = {"AP": 0, "AP50": 1, "AP75": 2, "APs": 3, "APm": 4, "APl": 5, "AR100": 8}
-KEYPOINT_FIGURES = {"AP": 0, "AP50": 1, "AP75": 2, "APm": 3, "APl": 4, "AR20": 5}
+# figure: (precision (1) or recall (0), IoU/OKS threshold or None for 0.50:0.95, area range)
+BOX_FIGURES = {"AP": (1, None, "all"), "AP50": (1, 0.5, "all"), "AP75": (1, 0.75, "all"),
+               "APs": (1, None, "small"), "APm": (1, None, "medium"),
+               "APl": (1, None, "large"), "AR": (0, None, "all")}
+KEYPOINT_FIGURES = {name: BOX_FIGURES[name] for name in ("AP", "AP50", "AP75", "APm", "APl",
+                                                         "AR")}
+MAX_DETECTIONS = {"bbox": 100, "segm": 100, "keypoints": 20}  # COCO's, per image
 # COCO's per-keypoint OKS constants of its 17 person keypoints (nose, eyes, ears, shoulders,
 # elbows, wrists, hips, knees, ankles), as the keypoint evaluation page gives them.
 COCO_PERSON_SIGMAS = tuple(v / 10 for v in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62,
@@ -86,8 +94,22 @@ def coco_api() -> tuple[Any, Any]:
     return COCO, COCOeval
 
 
-def _number(value: float) -> float:
-    return float(value) if value >= 0 else float("nan")  # COCO's -1: nothing to evaluate
+def _summary(evaluation: Any, precision: int, threshold: float | None, area: str,
+             detections: int) -> float:
+    """One figure of an accumulated ``COCOeval``, selected as its ``summarize`` does (the mean of
+    the precision or recall entries that are not -1), for ``detections`` per image: the
+    ``summarize`` of pycocotools reads its AP at 100 detections whatever ``maxDets`` says."""
+    import numpy as np
+
+    params = evaluation.params
+    values = evaluation.eval["precision" if precision else "recall"]
+    if threshold is not None:
+        values = values[np.where(threshold == params.iouThrs)[0]]
+    area_index = params.areaRngLbl.index(area)
+    detections_index = params.maxDets.index(detections)
+    values = values[..., area_index, detections_index]
+    counted = values[values > -1]
+    return float(np.mean(counted)) if counted.size else float("nan")  # nothing to evaluate
 
 
 class COCOMetric(Metric):
@@ -101,13 +123,20 @@ class COCOMetric(Metric):
 
     def __init__(self, class_names: Sequence[str], iou_types: Sequence[str], *,
                  decoder: Decoder, truth: Callable[[Batch], list[dict[str, Any]]],
-                 kpt_oks_sigmas: Sequence[float] | None = None) -> None:
+                 kpt_oks_sigmas: Sequence[float] | None = None,
+                 max_detections: int | None = None) -> None:
         unknown = [t for t in iou_types if t not in IOU_TYPES]
         if unknown or not iou_types:
             raise ArgumentError(f"iou_types must be some of {', '.join(IOU_TYPES)}; got "
                                 f"{list(iou_types)}")
         if "keypoints" in iou_types and kpt_oks_sigmas is None:
             raise ArgumentError("keypoint AP needs kpt_oks_sigmas (one per keypoint)")
+        if max_detections is not None and (isinstance(max_detections, bool)
+                                           or not isinstance(max_detections, int)
+                                           or max_detections < 1):
+            raise ArgumentError(f"max_detections must be an integer >= 1 (detections per image "
+                                f"that count); got {max_detections!r}")
+        self.max_detections = max_detections
         self.iou_types, self.decoder, self.truth = tuple(iou_types), decoder, truth
         self.sigmas = None if kpt_oks_sigmas is None else [float(s) for s in kpt_oks_sigmas]
         self.categories = [{"id": label, "name": str(name)}
@@ -119,10 +148,20 @@ class COCOMetric(Metric):
         self.truths: list[dict[str, Any]] = []
         self.results: dict[str, list[dict[str, Any]]] = {t: [] for t in self.iou_types}
 
+    def detections_counted(self, iou_type: str) -> int:
+        """Detections per image that count (COCO's last ``maxDets``): ``max_detections``, else
+        COCO's 100 (20 for keypoints)."""
+        return self.max_detections or MAX_DETECTIONS[iou_type]
+
+    def _names(self, iou_type: str) -> dict[str, tuple]:
+        """Figure name (without the type) -> what it averages (see :data:`BOX_FIGURES`)."""
+        figures = KEYPOINT_FIGURES if iou_type == "keypoints" else BOX_FIGURES
+        return {(f"AR{self.detections_counted(iou_type)}" if name == "AR" else name): how
+                for name, how in figures.items()}
+
     @property
     def figure_names(self) -> list[str]:
-        return [f"{t}_{name}" for t in self.iou_types
-                for name in (KEYPOINT_FIGURES if t == "keypoints" else BOX_FIGURES)]
+        return [f"{t}_{name}" for t in self.iou_types for name in self._names(t)]
 
     def update(self, output: Any, batch: Batch) -> None:
         if not isinstance(output, (list, tuple)):
@@ -208,14 +247,14 @@ class COCOMetric(Metric):
                                      "annotations": [], "categories": self.categories}
                     found.createIndex()
                 evaluation = COCOeval(truth, found, iou_type)
+                most = self.detections_counted(iou_type)
+                evaluation.params.maxDets = [1, 10, most] if iou_type != "keypoints" else [most]
                 if iou_type == "keypoints":
                     import numpy as np
 
                     evaluation.params.kpt_oks_sigmas = np.asarray(self.sigmas)
                 evaluation.evaluate()
                 evaluation.accumulate()
-                evaluation.summarize()
-                names = KEYPOINT_FIGURES if iou_type == "keypoints" else BOX_FIGURES
-                figures.update({f"{iou_type}_{name}": _number(evaluation.stats[index])
-                                for name, index in names.items()})
+                figures.update({f"{iou_type}_{name}": _summary(evaluation, *how, most)
+                                for name, how in self._names(iou_type).items()})
         return figures

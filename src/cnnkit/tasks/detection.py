@@ -27,8 +27,9 @@ class DetectionTask(InstanceTask):
     kind = "detection"
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *,
-                 draw_threshold: float = 0.5) -> None:
-        super().__init__(num_classes, class_names, draw_threshold=draw_threshold)
+                 draw_threshold: float = 0.5, max_detections: int | None = None) -> None:
+        super().__init__(num_classes, class_names, draw_threshold=draw_threshold,
+                         max_detections=max_detections)
 
 
 @register_task
@@ -42,9 +43,10 @@ class InstanceSegmentationTask(InstanceTask):
     extra = ("masks",)
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *,
-                 mask_threshold: float = 0.5, draw_threshold: float = 0.5) -> None:
+                 mask_threshold: float = 0.5, draw_threshold: float = 0.5,
+                 max_detections: int | None = None) -> None:
         super().__init__(num_classes, class_names, draw_threshold=draw_threshold,
-                         mask_threshold=mask_threshold)
+                         mask_threshold=mask_threshold, max_detections=max_detections)
 
 
 @register_task
@@ -64,8 +66,10 @@ class InstanceKeypointTask(InstanceTask):
                  num_keypoints: int = 17, keypoint_names: Sequence[str] | None = None,
                  flip_pairs: Sequence[Sequence[int]] = (),
                  kpt_oks_sigmas: Sequence[float] | None = None,
-                 limbs: Sequence[Sequence[int]] = (), draw_threshold: float = 0.5) -> None:
-        super().__init__(num_classes, class_names, draw_threshold=draw_threshold)
+                 limbs: Sequence[Sequence[int]] = (), draw_threshold: float = 0.5,
+                 max_detections: int | None = None) -> None:
+        super().__init__(num_classes, class_names, draw_threshold=draw_threshold,
+                         max_detections=max_detections)
         if not isinstance(num_keypoints, int) or num_keypoints < 1:
             raise ArgumentError(f"num_keypoints must be >= 1; got {num_keypoints}")
         if keypoint_names is not None and len(keypoint_names) != num_keypoints:

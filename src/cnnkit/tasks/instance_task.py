@@ -67,7 +67,8 @@ class InstanceTask(Task):
     extra: ClassVar[tuple[str, ...]] = ()  # "masks" / "keypoints": what else the model predicts
 
     def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, *,
-                 draw_threshold: float = 0.5, mask_threshold: float = 0.5) -> None:
+                 draw_threshold: float = 0.5, mask_threshold: float = 0.5,
+                 max_detections: int | None = None) -> None:
         if not isinstance(num_classes, int) or num_classes < 2:
             raise ArgumentError(f"num_classes counts the background: it must be >= 2; got "
                                 f"{num_classes}")
@@ -82,6 +83,7 @@ class InstanceTask(Task):
         self.class_names = list(class_names) if class_names else \
             ["background"] + [str(c) for c in range(1, num_classes)]
         self.draw_threshold, self.mask_threshold = draw_threshold, mask_threshold
+        self.max_detections = max_detections  # per image, for AP (None: COCO's 100, 20)
         self.skeleton: Skeleton | None = None
         self.limbs: tuple[tuple[int, int], ...] = ()
         self.permutation: list[int] | None = None
@@ -140,7 +142,8 @@ class InstanceTask(Task):
     def new_metric(self) -> COCOMetric:
         sigmas = self.kpt_oks_sigmas if "keypoints" in self.iou_types else None
         return COCOMetric(self.class_names, self.iou_types, decoder=self.decode,
-                          truth=self.truth_in_original, kpt_oks_sigmas=sigmas)
+                          truth=self.truth_in_original, kpt_oks_sigmas=sigmas,
+                          max_detections=self.max_detections)
 
     @staticmethod
     def _detections(output: Any) -> list[dict[str, torch.Tensor]]:
