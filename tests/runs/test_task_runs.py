@@ -58,6 +58,16 @@ def test_flip_tta_evaluates_a_keypoint_run_with_its_left_right_pairs(tmp_path) -
     assert 0.0 <= result["metrics"]["pck"] <= 1.0
 
 
+def test_eval_measures_a_trained_task_with_changed_options(tmp_path) -> None:
+    config = load_config(None, TINY + RUNS["keypoints-heatmap"]
+                         + [f"train.run_dir={tmp_path / 'kp'}"])
+    train(config, quiet=True)
+    strict, loose = (cnnkit.runs.evaluate_run(tmp_path / "kp", overrides=[
+        f"task.options.pck_threshold={threshold}"]) for threshold in (0.01, 1000))
+    assert strict["metrics"]["pck"] == 0.0 and loose["metrics"]["pck"] == 1.0
+    assert strict["metrics"]["mean_error"] == loose["metrics"]["mean_error"]
+
+
 SCENES = ["data.kind=scenes", "data.num_samples=8", "data.val_samples=4", "data.size=[32, 48]",
           "data.batch_size=4", "data.workers=0", "train.epochs=1"]
 DENSE_RUNS = {

@@ -29,7 +29,7 @@ from cnnkit.inference import FlipTTA
 from cnnkit.runs.data import build_dataset
 from cnnkit.runs.folder import RunFolder
 from cnnkit.runs.report import write_report
-from cnnkit.tasks import Task
+from cnnkit.tasks import Task, build_task
 from cnnkit.viz import to_pil
 
 log = logging.getLogger(__name__)
@@ -139,12 +139,17 @@ def evaluate_run(run_dir: str | Path, checkpoint: str | Path | None = None, *,
                  tta: str | None = None) -> dict[str, Any]:
     """Metrics of ``checkpoint`` (default: the run's best) on ``split`` of the run's data (under
     ``data_root`` when given); writes ``eval.json`` (``eval_<tta>.json`` with TTA), samples and
-    ``report.html`` into the run folder."""
+    ``report.html`` into the run folder. ``overrides`` of ``task.options`` change how the
+    trained task measures (e.g. a PCK threshold, COCO's ``max_detections``)."""
     from cnnkit.runs.predict import load_run
 
     folder = RunFolder(run_dir).require()
     config = read_config(folder, overrides, data_root)
     run = load_run(folder, checkpoint, device=config.train.device)
+    trained = read_config(folder).task.options
+    changed = {k: v for k, v in config.task.options.items() if trained.get(k, object()) != v}
+    if changed:  # e.g. task.options.max_detections=300: the same run measured another way
+        run.task = build_task(run.task.kind, **{**run.task.spec()["options"], **changed})
     dataset = build_dataset(config.data, split, train=False, seed=config.train.seed)
     dataset.keep_original = run.task.keeps_original_targets
     return evaluate_model(run.model, run.task, dataset, folder, config,
