@@ -60,6 +60,19 @@ def test_draw_shows_truth_and_prediction_side_by_side_above_the_threshold():
     assert drawn.size == (40, 48) and drawn.getpixel((5, 4)) != (128, 128, 128)
 
 
+def test_touching_instances_of_one_class_get_their_own_colours():
+    from cnnkit.tasks.instance_drawing import MASK_ALPHA, draw_instances
+    from cnnkit.viz import CATEGORICAL
+
+    masks = torch.zeros(2, 20, 40, dtype=torch.bool)
+    masks[0, :, :20], masks[1, :, 20:] = True, True  # two cells side by side
+    picture = draw_instances(Image.new("RGB", (40, 20), (0, 0, 0)), {
+        "boxes": torch.tensor([[-0.5, -0.5, 19.5, 19.5], [19.5, -0.5, 39.5, 19.5]]),
+        "labels": torch.tensor([1, 1]), "masks": masks}, ["background", "cell"])
+    expected = [tuple(round(MASK_ALPHA * v) for v in CATEGORICAL[i]) for i in (0, 1)]
+    assert [picture.getpixel((10, 16)), picture.getpixel((30, 16))] == expected  # under the captions
+
+
 def test_write_gives_a_picture_coco_results_and_a_json_record(tmp_path):
     task = build_task("instance-segmentation", num_classes=3)
     batch = {"image": torch.zeros(1, 3, 32, 40), "meta": [{"original_size": (32, 40)}]}

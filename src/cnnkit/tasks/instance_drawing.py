@@ -1,5 +1,6 @@
-"""Pictures and files of detected instances: boxes with class names and scores, masks tinted in
-their class's colour, keypoints with the skeleton (the detection tasks of
+"""Pictures and files of detected instances: boxes with class names and scores, masks tinted
+with a colour per instance (so that touching objects of one class stay apart; box and mask of
+an instance share it), keypoints with the skeleton (the detection tasks of
 :mod:`cnnkit.tasks.detection` draw and write with these)."""
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def draw_instances(image: Image.Image, values: dict[str, Any], class_names: Sequ
     if threshold is not None and scores is not None:
         keep = torch.as_tensor(scores, dtype=torch.float32) >= threshold
     colors = [CATEGORICAL[int(c) % len(CATEGORICAL)] for c in labels[keep]]
-    if values.get("masks") is not None:
+    if values.get("masks") is not None:  # one colour per instance, the class in the caption
+        colors = [CATEGORICAL[i % len(CATEGORICAL)] for i in range(len(colors))]
         masks = torch.as_tensor(values["masks"]).bool()[keep]
         if scale != 1:
             masks = masks.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
