@@ -9,6 +9,10 @@ each figure is the median. A training step costs about 3x the forward pass (forw
 backward's two products per layer); its FLOPs are 2 x 3 x the forward MACs the analyzer counts.
 
     .venv/bin/python benchmarks/bench_trainer.py [--model vgg_small_s] [--size 28] [--batch 128]
+        [--bf16]
+
+``--bf16``: both loops in bfloat16 autocast with channels-last memory (what ``train.amp: auto``
+chooses on a CPU with bf16 instructions), the peak then that of a bf16 matrix product.
 """
 
 from __future__ import annotations
@@ -24,21 +28,25 @@ import torch.nn.functional as F
 from cnnkit.analysis import analyze
 from cnnkit.engine import Trainer
 from cnnkit.models import create
+from cnnkit.runs import RunFolder
 from cnnkit.tasks import build_task
 
 
-def make_batches(steps: int, batch: int, channels: int, size: int, classes: int) -> list:
+def make_batches(steps: int, batch: int, channels: int, size: int, classes: int,
+                 memory: torch.memory_format) -> list:
     g = torch.Generator().manual_seed(0)
-    return [{"image": torch.randn(batch, channels, size, size, generator=g),
+    return [{"image": torch.randn(batch, channels, size, size, generator=g).contiguous(
+                memory_format=memory),
              "label": torch.randint(0, classes, (batch,), generator=g)} for _ in range(steps)]
 
 
-def plain_loop(model: torch.nn.Module, batches: list) -> float:
+def plain_loop(model: torch.nn.Module, batches: list, bf16: bool) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
     start = time.perf_counter()
     for batch in batches:
-        loss = F.cross_entropy(model(batch["image"]), batch["label"])
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(model(batch["image"]).float(), batch["label"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -46,20 +54,20 @@ def plain_loop(model: torch.nn.Module, batches: list) -> float:
     return time.perf_counter() - start
 
 
-def trainer_loop(model: torch.nn.Module, batches: list, classes: int) -> float:
+def trainer_loop(model: torch.nn.Module, batches: list, classes: int, bf16: bool) -> float:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, build_task("classification", num_classes=classes), batches,
-                          optimizer=optimizer, epochs=1, run_dir=run_dir, device="cpu",
-                          quiet=True)
+                          optimizer=optimizer, epochs=1, files=RunFolder(run_dir), device="cpu",
+                          amp="bf16" if bf16 else "off", channels_last=bf16, quiet=True)
         start = time.perf_counter()
         trainer.fit()
         return time.perf_counter() - start
 
 
-def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
-    """Float32 GFLOP/s of an n x n matrix product (the best of ``repeats``)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype`` (the best of ``repeats``)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
@@ -80,32 +88,39 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 autocast and channels-last in both loops")
     args = parser.parse_args()
+    memory = torch.channels_last if args.bf16 else torch.contiguous_format
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
-        return create(args.model, num_classes=args.classes, in_channels=args.channels)
+        model = create(args.model, num_classes=args.classes, in_channels=args.channels)
+        return model.to(memory_format=memory)
 
-    batches = make_batches(args.steps, args.batch, args.channels, args.size, args.classes)
-    plain_loop(fresh(), batches[:5])
-    trainer_loop(fresh(), batches[:5], args.classes)
+    batches = make_batches(args.steps, args.batch, args.channels, args.size, args.classes,
+                           memory)
+    plain_loop(fresh(), batches[:5], args.bf16)
+    trainer_loop(fresh(), batches[:5], args.classes, args.bf16)
     plain, trained = [], []
     for _ in range(args.repeats):
-        plain.append(plain_loop(fresh(), batches))
-        trained.append(trainer_loop(fresh(), batches, args.classes))
+        plain.append(plain_loop(fresh(), batches, args.bf16))
+        trained.append(trainer_loop(fresh(), batches, args.classes, args.bf16))
     t_plain, t_trainer = statistics.median(plain), statistics.median(trained)
     images = args.steps * args.batch
     macs = analyze(fresh(), (args.channels, args.size, args.size)).totals["macs"]
     step_flops = 2 * 3 * macs * args.batch
-    peak = matmul_peak()
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    peak = matmul_peak(dtype)
     print(f"model {args.model}, input {args.channels}x{args.size}x{args.size}, batch {args.batch}, "
-          f"{args.steps} steps, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{args.steps} steps, {'bf16 channels-last' if args.bf16 else 'float32'}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"plain loop: {images / t_plain:,.0f} images/s  (runs: {', '.join(f'{t:.2f}' for t in plain)} s)")
     print(f"trainer:    {images / t_trainer:,.0f} images/s  (runs: {', '.join(f'{t:.2f}' for t in trained)} s)")
     print(f"trainer / plain throughput: {t_plain / t_trainer:.3f}")
     achieved = step_flops * args.steps / t_trainer / 1e9
     print(f"forward MACs per image {macs:,}; training step {step_flops / 1e9:.2f} GFLOP")
-    print(f"achieved {achieved:.1f} GFLOP/s; float32 matmul peak {peak:.1f} GFLOP/s "
+    print(f"achieved {achieved:.1f} GFLOP/s; {dtype} matmul peak {peak:.1f} GFLOP/s "
           f"({100 * achieved / peak:.1f}% of peak)")
 
 
