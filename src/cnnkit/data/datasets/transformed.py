@@ -2,8 +2,8 @@
 
 Each sample's augmentation then depends only on those three numbers, not on the number of
 DataLoader workers nor on which worker loads it. Call :meth:`TransformedDataset.set_epoch`
-before each epoch (with ``persistent_workers=True`` the workers keep their copy: set the epoch
-before the loader is created, or do not use persistent workers).
+before each epoch. The epoch lives in a shared-memory tensor, so workers that outlive an epoch
+(``persistent_workers=True``) read the new value instead of the one they started with.
 """
 
 from __future__ import annotations
@@ -42,11 +42,18 @@ class TransformedDataset(Dataset):
 
     def __init__(self, dataset: Dataset, transform: Transform | None, seed: int = 0,
                  keep_original: bool = False) -> None:
-        self.dataset, self.transform, self.seed, self.epoch = dataset, transform, seed, 0
+        self.dataset, self.transform, self.seed = dataset, transform, seed
         self.keep_original = keep_original  # the untransformed mask in meta["original_mask"]
+        # Shared with the DataLoader's worker processes (forked or spawned), which keep a copy
+        # of this object for as long as they live.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(int(epoch))
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
@@ -89,7 +96,7 @@ class TransformedDataset(Dataset):
         # Attributes of the wrapped dataset (classes, skeleton, ...) are visible here, but never
         # its special methods: DataLoader fetches through ``__getitems__`` when a dataset has one
         # (torch's Subset does), which would hand out samples without the transform.
-        if name == "dataset" or name.startswith("__"):
+        if name in ("dataset", "_epoch") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.dataset, name)
 
