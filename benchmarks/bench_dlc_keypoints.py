@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--pck", type=float, default=5.0)
     args = parser.parse_args()
     frames = open_split("dlc", Path(args.root), "val",
-                        DatasetOptions(val_fraction=0.05, split_seed=0))
+                        DatasetOptions(val_fraction=0.05, seed=0))
     runs = {"Keypoint R-CNN": cnnkit.load_run(args.rcnn),
             "heatmap network": cnnkit.load_run(args.heatmap)}
     errors: dict[str, list[float]] = {name: [] for name in runs}
@@ -53,7 +53,8 @@ def main() -> None:
             else:
                 points = torch.as_tensor(found["keypoints"], dtype=torch.float32)[:, :2]
             errors[name] += (points - truth).norm(dim=1)[visible].tolist()
-    print(f"val frames: {', '.join(frames.keys)}; {len(errors['heatmap network'])} keypoints")
+    keys = [frames.dataset.keys[i] for i in frames.indices]
+    print(f"val frames: {', '.join(keys)}; {len(errors['heatmap network'])} keypoints")
     print(f"| method | mean error (px) | median (px) | PCK@{args.pck:g}px | frames without a "
           f"detection | s/frame |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--min-score", type=float, default=0.5)
     parser.add_argument("--max-detections", type=int, default=300)
     args = parser.parse_args()
-    options = DatasetOptions(val_fraction=5, split_seed=0, min_area=args.min_area)
+    options = DatasetOptions(val_fraction=5, seed=0, min_area=args.min_area)
     slices = open_split("membrane-instances", Path(args.root), "val", options)
     rcnn, unet = cnnkit.load_run(args.rcnn), cnnkit.load_run(args.unet)
     truths, partitions = [], {"true": [], "Mask R-CNN": [], "U-Net + components": []}
@@ -84,7 +84,7 @@ def main() -> None:
         predictions["U-Net + components"].append(instances)
         partitions["U-Net + components"].append(
             partition_from_semantic(semantic, 1, min_area=args.min_area))
-    keys = slices.keys
+    keys = [slices.dataset.keys[i] for i in slices.indices]
     print(f"slices: {', '.join(keys)}; true cells (>= {args.min_area} px): "
           f"{sum(len(t['boxes']) for t in truths)}")
     print("| method | mask AP | mask AP50 | mask AP75 | box AP | Rand error | VI (nats) | "
