@@ -132,6 +132,9 @@ def test_bicubic_weights_match_interpolate_and_keypoints_decode_to_their_cell() 
     empty_points, empty_scores = heatmaps_to_keypoints(torch.zeros(0, 3, 56, 56),
                                                        torch.zeros(0, 4))
     assert empty_points.shape == (0, 3, 3) and empty_scores.shape == (0, 3)
+    with torch.autocast("cpu", torch.bfloat16):  # an evaluation under bf16 autocast
+        in_autocast = heatmaps_to_keypoints(logits, rois)
+    assert torch.equal(in_autocast[0], points) and torch.equal(in_autocast[1], scores)
 
 
 def test_analyzer_reports_the_model_on_cpu_and_refuses_meta() -> None:

@@ -130,7 +130,13 @@ def _groups(heights: list[int], widths: list[int], per_cell: int):
 
 def heatmaps_to_keypoints(maps: torch.Tensor, rois: torch.Tensor):
     """Keypoints ``[R, K, 3]`` (x, y, 1) and scores ``[R, K]`` from heatmap logits
-    ``[R, K, S, S]`` of the boxes ``rois`` [R, 4] (see the module docstring)."""
+    ``[R, K, S, S]`` of the boxes ``rois`` [R, 4] (see the module docstring). Computed in
+    float32 also under autocast, whose bf16 products would move a keypoint by pixels."""
+    with torch.autocast(maps.device.type, enabled=False):
+        return _heatmaps_to_keypoints(maps, rois)
+
+
+def _heatmaps_to_keypoints(maps: torch.Tensor, rois: torch.Tensor):
     count, k, size = maps.shape[0], maps.shape[1], maps.shape[-1]
     work = maps if maps.dtype in (torch.float32, torch.float64) else maps.float()
     rois = rois.to(work.dtype)
