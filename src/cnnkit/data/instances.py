@@ -125,7 +125,29 @@ def _reduce(ids: torch.Tensor, values: torch.Tensor, count: int, how: str) -> to
                                                                    include_self=False)
 
 
-class InstancesFromSemantic(Dataset):
+class _InstanceView(Dataset):
+    """A dataset seen through another label space: keys, sizes and length are the wrapped
+    dataset's (``self.dataset``); subclasses set ``self._space`` and ``__getitem__``."""
+
+    dataset: Dataset
+    _space: LabelSpace
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return self._space
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.dataset.keys)  # type: ignore[attr-defined]
+
+    def image_size(self, index: int) -> tuple[int, int]:
+        return self.dataset.image_size(index)  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+
+class InstancesFromSemantic(_InstanceView):
     """A semantic dataset (``sample.mask``) as an instance dataset: every 4-connected region of
     each of ``classes`` is one instance (:func:`instances_from_labels`), regions under
     ``min_area`` pixels dropped. Instance labels are 1..C in the order of ``classes`` (0 is
@@ -154,20 +176,6 @@ class InstancesFromSemantic(Dataset):
         self._space = LabelSpace(label=space.label, mask=space.mask, skeleton=space.skeleton,
                                  instances=ClassList(("background", *self.names)))
 
-    @property
-    def label_space(self) -> LabelSpace:
-        return self._space
-
-    @property
-    def keys(self) -> list[str]:
-        return list(self.dataset.keys)  # type: ignore[attr-defined]
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        return self.dataset.image_size(index)  # type: ignore[attr-defined]
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
     def __getitem__(self, index: int) -> Sample:
         sample = self.dataset[index]
         if sample.mask is None:
@@ -181,7 +189,7 @@ class InstancesFromSemantic(Dataset):
                               instance_visible=None, crowd=None)
 
 
-class InstancesFromKeypoints(Dataset):
+class InstancesFromKeypoints(_InstanceView):
     """A single-animal keypoint dataset (``sample.keypoints``, e.g. DeepLabCut frames) as an
     instance dataset: the animal is one instance of class 1 with the sample's keypoints, its
     box the hull of the visible keypoints grown on each side by ``margin`` times the hull's
@@ -200,20 +208,6 @@ class InstancesFromKeypoints(Dataset):
         self.dataset, self.margin = dataset, float(margin)
         self._space = LabelSpace(label=space.label, mask=space.mask, skeleton=space.skeleton,
                                  instances=ClassList(("background", name)))
-
-    @property
-    def label_space(self) -> LabelSpace:
-        return self._space
-
-    @property
-    def keys(self) -> list[str]:
-        return list(self.dataset.keys)  # type: ignore[attr-defined]
-
-    def image_size(self, index: int) -> tuple[int, int]:
-        return self.dataset.image_size(index)  # type: ignore[attr-defined]
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Sample:
         sample = self.dataset[index]
