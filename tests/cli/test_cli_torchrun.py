@@ -43,7 +43,8 @@ def test_torchrun_trains_with_two_processes_and_rank_0_writes_the_run(tmp_path) 
     command = [*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "cnnkit.cli",
                "train", str(DEMO), *TINY, "data.num_samples=32", "train.log_every=1",
                f"train.run_dir={run}", "--quiet"]  # 32 samples: 2 steps of 8 per process
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src"),
+           "PYTHONFAULTHANDLER": "1"}  # a process that aborts prints where it was
     try:
         done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=180, check=False)
@@ -51,7 +52,7 @@ def test_torchrun_trains_with_two_processes_and_rank_0_writes_the_run(tmp_path) 
         pytest.skip(f"torchrun cannot start here: {err}")
     if done.returncode != 0 and "rendezvous" in done.stderr.lower() and not run.exists():
         pytest.skip(f"torchrun cannot start here: {done.stderr.strip().splitlines()[-1]}")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[:4000] + "\n[...]\n" + done.stderr[-1500:]
 
     for name in ("config.yaml", "spec.json", "last.pt", "best.pt", "metrics.csv", "eval.json",
                  "report.html"):

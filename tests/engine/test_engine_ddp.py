@@ -39,6 +39,7 @@ def worker(rank: int, rendezvous: str, run_dir: str) -> None:
         trainer.fit()
         torch.save({"model": model.state_dict(), "history": trainer.history},
                    Path(run_dir) / f"rank{info.rank}.pt")
+        trainer.close()  # the DDP wrapper lets go of the process group before it is destroyed
     finally:
         cleanup_distributed()
 

@@ -3,6 +3,7 @@ the figures one process gives; SyncBatchNorm's conversion, and its refusal on th
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ TINY = ["data.kind=synthetic", "data.num_samples=16", "data.val_samples=11", "da
 
 
 def worker(rank: int, rendezvous: str, run_dir: str) -> None:
+    faulthandler.enable()  # a process that aborts prints where it was
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     init_distributed("gloo", init_method=rendezvous)

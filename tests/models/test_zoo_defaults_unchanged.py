@@ -53,7 +53,9 @@ def test_default_models_match_the_code_before_the_options(name, options, side, n
     with torch.no_grad():
         out = model(x).double()
     assert out.sum().item() == pytest.approx(total, rel=1e-5, abs=1e-5)
-    assert out.flatten()[:3].tolist() == pytest.approx(first, rel=1e-5, abs=1e-6)
+    # absolute 1e-5: one output near zero carries the rounding of the whole sum (on an Intel CPU
+    # with AMX, alexnet_paper's first output differed from the AMD figure by 1.2e-6)
+    assert out.flatten()[:3].tolist() == pytest.approx(first, rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.parametrize("name, options, n_keys, sha", KEYS_ONLY)

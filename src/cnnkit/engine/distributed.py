@@ -19,6 +19,7 @@ each validation sample counts once) for evaluation.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -79,8 +80,15 @@ def init_distributed(backend: str | None = None, init_method: str | None = None)
     return dist_info()
 
 
-def cleanup_distributed() -> None:
+def cleanup_distributed(barrier: bool = False) -> None:
+    """Leave the process group. ``barrier=True`` (the end of a successful run) waits until every
+    process got there, so none tears its connections down while another still talks to it.
+    Objects that still hold the group (a DistributedDataParallel wrapper and its pending work)
+    are collected first: left to the interpreter's exit, gloo's threads can abort the process."""
     if dist.is_available() and dist.is_initialized():
+        if barrier:
+            dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 

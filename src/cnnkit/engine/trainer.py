@@ -174,6 +174,11 @@ class Trainer:
             self.load(resume)
         self.progress.message(self.precision)
 
+    def close(self) -> None:
+        """Drop the DistributedDataParallel wrapper: its reducer holds the process group, which
+        must be destroyed while the interpreter is alive (see ``cleanup_distributed``)."""
+        self.model = self.raw_model
+
     # ------------------------------------------------------------------ state
     @property
     def raw_model(self) -> nn.Module:

@@ -193,7 +193,8 @@ def _train(config: RunConfig, folder: RunFolder, *, resume: str | Path | None, q
                               "stop_reason": trainer.stop_reason}
     if val_set is not None:
         result.update(_evaluate_best(trainer.raw_model, parts, val_set, folder, config))
-    cleanup_distributed()
+    trainer.close()
+    cleanup_distributed(barrier=True)
     return result
 
 
