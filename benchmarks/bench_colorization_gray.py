@@ -20,6 +20,7 @@ from torch import nn
 from cnnkit.config import load_config
 from cnnkit.engine.distributed import make_loader
 from cnnkit.engine.evaluate import evaluate
+from cnnkit.errors import CnnkitError
 from cnnkit.runs.assemble import assemble
 from cnnkit.tasks.colorization import ColorizationTask
 
@@ -35,8 +36,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="a colorization run configuration (YAML)")
     args = parser.parse_args()
-    config = load_config(args.config)
-    assembly = assemble(config)
+    try:
+        config = load_config(args.config)
+        assembly = assemble(config)
+    except CnnkitError as err:  # a missing file or a bad key: one line, as the CLI prints it
+        parser.exit(2, f"error: {err}\n")
     trained = assembly.task  # its class weights come from the training frames' ab prior
     if not isinstance(trained, ColorizationTask):
         parser.error(f"{args.config}: task.kind is {config.task.kind!r}, not colorization")
