@@ -94,3 +94,61 @@ def test_data_kinds_lists_every_layout_with_its_split_rule_and_options() -> None
     assert [line.split()[0] for line in lines] == list(CATALOG)
     membrane = next(line for line in lines if line.startswith("membrane-instances "))
     assert membrane.split()[1] == "keyed" and membrane.endswith("options: min_area")
+
+
+def _pairs(root, masks: dict[str, int]) -> None:
+    from PIL import Image
+
+    for name, value in masks.items():
+        for folder, mode, fill in (("image", "RGB", (9, 9, 9)), ("label", "L", value)):
+            path = root / "train" / folder / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new(mode, (4, 3), fill).save(path)
+
+
+def test_cli_stats_holdout_counts_only_the_train_part(tmp_path) -> None:
+    _pairs(tmp_path, {"a1": 0, "a2": 1, "b1": 2, "b2": 2})
+    args = ["data", "stats", "segmentation", str(tmp_path), "--split", "train",
+            "--num-classes", "3", "--json", "--no-mean-std"]
+    whole = json.loads(CliRunner().invoke(cli, args).output)
+    result = CliRunner().invoke(cli, [*args, "--holdout", "b"])
+    assert result.exit_code == 0, result.output
+    part = json.loads(result.output)
+    assert whole["num_samples"] == 4 and whole["class_counts"] == {"0": 12, "1": 12, "2": 24}
+    assert part["num_samples"] == 2 and part["class_counts"] == {"0": 12, "1": 12, "2": 0}
+    counted = json.loads(CliRunner().invoke(cli, [*args, "--holdout", "1"]).output)
+    assert counted["num_samples"] == 3  # a count drawn with --seed
+
+
+@pytest.mark.parametrize("holdout, message", [
+    ("c", "--holdout: holdout prefixes ['c'] select 0 of 2 samples"),
+    ("a,b", "--holdout: holdout prefixes ['a', 'b'] select 2 of 2 samples")])
+def test_cli_stats_bad_holdout_is_one_line(tmp_path, capsys, holdout, message) -> None:
+    from cnnkit.cli import main
+
+    _pairs(tmp_path, {"a1": 0, "b1": 1})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "stats", "segmentation", str(tmp_path), "--split", "train",
+              "--num-classes", "2", "--no-mean-std", "--holdout", holdout])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().startswith(f"error: {message}")
+
+
+def test_cli_stats_holdout_of_a_kind_without_keys_is_one_line(capsys) -> None:
+    from cnnkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["data", "stats", "synthetic", "--num-samples", "4", "--no-mean-std",
+              "--holdout", "1"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --holdout: the synthetic data cannot be restricted to some keys here; kinds "
+        "that can: camvid, segmentation, membrane")
+
+
+def test_cli_stats_camvid_without_a_sequence() -> None:
+    root = need_data("camvid")
+    result = CliRunner().invoke(cli, ["data", "stats", "camvid", str(root), "--json",
+                                      "--no-mean-std", "--holdout", "0001TP"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["num_samples"] == 367 - 62  # 0006R0 and 0016E5 frames

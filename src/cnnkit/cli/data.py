@@ -41,12 +41,16 @@ def data_kinds() -> None:
 @click.option("--images", default=None, help="coco-keypoints: the image folder.")
 @click.option("--num-samples", default=64, show_default=True, type=click.IntRange(min=1),
               help="synthetic: number of samples.")
-@click.option("--seed", default=0, show_default=True, help="synthetic: the seed.")
+@click.option("--seed", default=0, show_default=True,
+              help="synthetic: the seed; --holdout: the seed of its draw (data.split_seed).")
 @click.option("--no-mean-std", is_flag=True, help="Skip the per-channel mean/std (reads no images).")
+@click.option("--holdout", default=None, help="Only the samples a run's data.holdout trains on: "
+              "comma-separated key prefixes (camvid: 0001TP for a sequence), a count or a "
+              "fraction drawn with --seed.")
 @verbosity
 def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
                num_classes: int | None, mask_values: str | None, images: str | None,
-               num_samples: int, seed: int, no_mean_std: bool) -> None:
+               num_samples: int, seed: int, no_mean_std: bool, holdout: str | None) -> None:
     """Class (or pixel) counts, image sizes, mean/std and class weights of a dataset.
 
     KIND is the file layout (the dataset catalog); ROOT its folder or file (not needed for
@@ -66,6 +70,8 @@ def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
                              num_samples=num_samples, val_samples=num_samples, seed=seed,
                              void_to_ignore=False)  # the data as stored: void pixels counted
     dataset = open_dataset(kind, root, split, options)
+    if holdout is not None:
+        dataset = _holdout_train_part(dataset, kind, holdout, seed)
     stats = dataset_stats(dataset, with_mean_std=not no_mean_std)
     if as_json:
         click.echo(json.dumps(stats, indent=1))
@@ -74,6 +80,24 @@ def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items())
         click.echo(f"{key}: {value}")
+
+
+def _holdout_train_part(dataset, kind: str, holdout: str, seed: int):
+    """The samples a run with ``data.holdout`` = ``holdout`` trains on (its train part)."""
+    from cnnkit.data.datasets import holdout_split
+
+    if not hasattr(dataset, "subset"):
+        raise CnnkitError(f"--holdout: the {kind} data cannot be restricted to some keys here; "
+                          "kinds that can: camvid, segmentation, membrane")
+    value: float | int | list[str]
+    try:
+        value = float(holdout) if "." in holdout else int(holdout)
+    except ValueError:
+        value = [p for p in holdout.split(",") if p]
+    try:
+        return dataset.subset(holdout_split(dataset.keys, value, seed=seed).parts["train"])
+    except CnnkitError as err:
+        raise CnnkitError(f"--holdout: {err}") from None
 
 
 COMMANDS = [data]

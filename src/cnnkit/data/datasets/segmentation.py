@@ -8,6 +8,7 @@ maps it to :data:`~cnnkit.data.sample.IGNORE_INDEX` as SegNet's ``ignore_label: 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -91,6 +92,18 @@ class SegmentationPairs(Dataset, SkipBad):
 
     def __len__(self) -> int:
         return len(self.pairs)
+
+    def subset(self, keys: Sequence[str]) -> SegmentationPairs:
+        """The same reader over the pairs whose keys (image file names) are ``keys``, in that
+        order (e.g. the train part of a holdout, for its statistics); an unknown key is an
+        error."""
+        index = {key: pair for key, pair in zip(self.keys, self.pairs)}
+        missing = [k for k in keys if k not in index]
+        if missing:
+            raise DatasetError(f"{len(missing)} key(s) not in this dataset, e.g. {missing[0]!r}")
+        part = copy.copy(self)
+        part.pairs = [index[k] for k in keys]
+        return part
 
     def image_size(self, index: int) -> tuple[int, int]:
         return image_size(self.pairs[index][0])
