@@ -97,3 +97,20 @@ def test_a_holdout_by_key_prefix_keeps_whole_groups_apart(tmp_path):
     val = build_dataset(config.data, "val")
     assert sorted(s.meta["path"].split("/")[-1] for s in val) == ["seqA_1.png", "seqA_2.png"]
     assert len(build_dataset(config.data, "train")) == 2
+
+
+def test_a_cached_holdout_decodes_for_its_datasets_not_for_its_split_file(tmp_path, caplog):
+    from PIL import Image
+    for name in ("seqA_1", "seqB_1", "seqB_2"):
+        for sub, mode in (("image", "RGB"), ("label", "L")):
+            path = tmp_path / "train" / sub / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new(mode, (8, 8)).save(path)
+    config = load_config(DEMO, ["data.kind=segmentation", f"data.root={tmp_path}",
+                                "data.num_classes=2", "data.holdout=[seqA]", "data.cache=true"])
+    with caplog.at_level("INFO", logger="cnnkit.data.datasets.memory"):
+        assert dataset_split(config.data).parts == {"train": ["seqB_1.png", "seqB_2.png"],
+                                                    "val": ["seqA_1.png"]}
+        assert not [r for r in caplog.records if "decoded into memory" in r.message]
+        assert len(build_dataset(config.data, "val")) == 1
+    assert ["decoded into memory" in r.message for r in caplog.records] == [True]

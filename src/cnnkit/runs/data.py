@@ -103,12 +103,12 @@ def dataset_split(data: DataConfig) -> Split | None:
     of a kind without official splits; None otherwise); saved in the run folder so that the
     run records which samples it trained and validated on."""
     if data.holdout is not None:
-        return _holdout(data)[1]
+        return _holdout(data, cached=False)[1]  # keys only: no need to decode the images
     return key_split(data.kind, data_root(data), dataset_options(data))
 
 
-def _holdout(data: DataConfig) -> tuple[Dataset, Split]:
-    train = _named_split(data, "train")
+def _holdout(data: DataConfig, cached: bool = True) -> tuple[Dataset, Split]:
+    train = _named_split(data, "train", cached)
     keys = getattr(train, "keys", None)
     if keys is None:
         raise ConfigError(f"data.holdout: the {data.kind} data has no sample keys to hold "
@@ -130,7 +130,7 @@ def open_split(data: DataConfig, split: str) -> Dataset:
     return _named_split(data, split)
 
 
-def _named_split(data: DataConfig, split: str) -> Dataset:
+def _named_split(data: DataConfig, split: str, cached: bool = True) -> Dataset:
     name = getattr(data, f"{split}_split")
     if name is None:
         raise ConfigError(f"data.{split}_split is not set for this configuration")
@@ -138,7 +138,7 @@ def _named_split(data: DataConfig, split: str) -> Dataset:
         dataset = catalog_open_split(data.kind, data_root(data), name, dataset_options(data))
     except UnknownSplitError as err:
         raise ConfigError(f"data.{split}_split: {err}") from None
-    return InMemory(dataset, f"{data.kind} {name}") if data.cache else dataset
+    return InMemory(dataset, f"{data.kind} {name}") if data.cache and cached else dataset
 
 
 def build_dataset(data: DataConfig, split: str, *, train: bool | None = None,
