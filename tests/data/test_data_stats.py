@@ -142,8 +142,8 @@ def test_cli_stats_holdout_of_a_kind_without_keys_is_one_line(capsys) -> None:
               "--holdout", "1"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        "error: --holdout: the synthetic data cannot be restricted to some keys here; kinds "
-        "that can: camvid, segmentation, membrane")
+        "error: --holdout: the synthetic data cannot be restricted to some keys here; "
+        "image/mask pair kinds can (camvid, segmentation, membrane)")
 
 
 def test_cli_stats_camvid_without_a_sequence() -> None:

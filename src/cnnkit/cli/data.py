@@ -45,8 +45,8 @@ def data_kinds() -> None:
               help="synthetic: the seed; --holdout: the seed of its draw (data.split_seed).")
 @click.option("--no-mean-std", is_flag=True, help="Skip the per-channel mean/std (reads no images).")
 @click.option("--holdout", default=None, help="Only the samples a run's data.holdout trains on: "
-              "comma-separated key prefixes (camvid: 0001TP for a sequence), a count or a "
-              "fraction drawn with --seed.")
+              "comma-separated key prefixes (camvid: 0001TP for a sequence), or a count "
+              "(digits only) or fraction (with a point) drawn with --seed.")
 @verbosity
 def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
                num_classes: int | None, mask_values: str | None, images: str | None,
@@ -88,7 +88,7 @@ def _holdout_train_part(dataset, kind: str, holdout: str, seed: int):
 
     if not hasattr(dataset, "subset"):
         raise CnnkitError(f"--holdout: the {kind} data cannot be restricted to some keys here; "
-                          "kinds that can: camvid, segmentation, membrane")
+                          "image/mask pair kinds can (camvid, segmentation, membrane)")
     value: float | int | list[str]
     try:
         value = float(holdout) if "." in holdout else int(holdout)
