@@ -58,6 +58,16 @@ def test_type_errors_are_named(tmp_path):
         load_config(None, ["train.epochs"])
 
 
+def test_digits_read_as_numbers_in_a_list_of_strings_say_how_to_quote_them():
+    with pytest.raises(ConfigError, match=r"data.holdout must be int or float or a list of str "
+                                          r"or null; got \[1\] \(YAML reads unquoted digits as "
+                                          r"a number: quote them"):
+        load_config(None, ["data.holdout=[0001]"])
+    assert load_config(None, ["data.holdout=['0001']"]).data.holdout == ["0001"]
+    with pytest.raises(ConfigError, match=r"train.epochs must be int; got 'ten'$"):
+        load_config(None, ["train.epochs=ten"])
+
+
 def test_save_writes_resolved_config_that_loads_back(tmp_path):
     config = load_config(CONFIGS / "camvid.yaml", ["train.epochs=2"])
     save_config(config, tmp_path / "run" / "config.yaml")

@@ -120,6 +120,16 @@ def test_cli_stats_holdout_counts_only_the_train_part(tmp_path) -> None:
     assert counted["num_samples"] == 3  # a count drawn with --seed
 
 
+def test_cli_stats_holdout_takes_a_digits_only_prefix_with_a_trailing_comma(tmp_path) -> None:
+    _pairs(tmp_path, {"12a": 0, "12b": 0, "3a": 1, "4a": 2})
+    args = ["data", "stats", "segmentation", str(tmp_path), "--split", "train",
+            "--num-classes", "3", "--json", "--no-mean-std", "--holdout"]
+    prefix = CliRunner().invoke(cli, [*args, "12,"])
+    assert prefix.exit_code == 0, prefix.output
+    assert json.loads(prefix.output)["class_counts"] == {"0": 0, "1": 12, "2": 12}
+    assert json.loads(CliRunner().invoke(cli, [*args, "2"]).output)["num_samples"] == 2
+
+
 @pytest.mark.parametrize("holdout, message", [
     ("c", "--holdout: holdout prefixes ['c'] select 0 of 2 samples"),
     ("a,b", "--holdout: holdout prefixes ['a', 'b'] select 2 of 2 samples")])

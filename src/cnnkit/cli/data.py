@@ -46,7 +46,8 @@ def data_kinds() -> None:
 @click.option("--no-mean-std", is_flag=True, help="Skip the per-channel mean/std (reads no images).")
 @click.option("--holdout", default=None, help="Only the samples a run's data.holdout trains on: "
               "comma-separated key prefixes (camvid: 0001TP for a sequence), or a count "
-              "(digits only) or fraction (with a point) drawn with --seed.")
+              "(digits only) or fraction (with a point) drawn with --seed; end a digits-only "
+              "prefix with a comma (12,).")
 @verbosity
 def data_stats(kind: str, root: str | None, split: str | None, as_json: bool,
                num_classes: int | None, mask_values: str | None, images: str | None,

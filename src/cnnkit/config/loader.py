@@ -86,7 +86,17 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     elif dataclasses.is_dataclass(hint):
         if isinstance(value, dict):
             return _build(hint, value, key, source)
-    raise ConfigError(f"{source}: {key} must be {_type_name(hint)}; got {value!r}")
+    raise ConfigError(f"{source}: {key} must be {_type_name(hint)}; got {value!r}"
+                      f"{_number_hint(value, hint)}")
+
+
+def _number_hint(value: Any, hint: Any) -> str:
+    """Where a list of strings was wanted and YAML read an entry as a number (``[0001]`` is
+    ``[1]``): say how to keep it a string."""
+    wanted = "a list of str" in _type_name(hint)
+    numbers = isinstance(value, list) and any(isinstance(v, (int, float)) for v in value)
+    return " (YAML reads unquoted digits as a number: quote them, e.g. ['0001'])" \
+        if wanted and numbers else ""
 
 
 def _build(cls: type, values: dict, prefix: str, source: str) -> Any:
