@@ -58,6 +58,13 @@ def test_eval_with_flip_tta_writes_its_own_record(trained: Path) -> None:
     assert (trained / "eval.json").read_text() == before and "eval_flip.json" in output
 
 
+def test_eval_with_d4_tta_averages_eight_views(trained: Path) -> None:
+    output = run("eval", str(trained), "--tta", "d4")
+    record = json.loads((trained / "eval_d4.json").read_text())
+    assert record["tta"] == "d4" and 0.0 <= record["metrics"]["miou"] <= 1.0
+    assert "eval_d4.json" in output
+
+
 def test_predict_writes_masks_at_the_image_size(trained: Path, tmp_path: Path) -> None:
     image = tmp_path / "shape.png"
     Image.new("RGB", (32, 32), (200, 30, 30)).save(image)

@@ -9,7 +9,7 @@ from torch import nn
 
 from cnnkit.models.localization.classloc import ClassesAndBoxes
 from cnnkit.errors import CnnkitError
-from cnnkit.inference import (DECK_SCALES, FlipTTA, classify_tta, five_crop_positions,
+from cnnkit.inference import (DECK_SCALES, DihedralTTA, FlipTTA, classify_tta, five_crop_positions,
                               multi_scale_views, reflect_pad, resize_short_side,
                               sliding_window_inference, ten_crop)
 from cnnkit.tasks import build_task
@@ -91,6 +91,43 @@ def test_segmentation_flip_tta_with_flip_equivariant_model() -> None:
     torch.testing.assert_close(FlipTTA(conv, task)(images), plain, atol=1e-6, rtol=0)
     identity = nn.Identity()
     assert torch.equal(FlipTTA(identity, task)(images), images)
+
+
+def test_d4_tta_brings_each_turned_view_back_exactly() -> None:
+    task = build_task("segmentation", num_classes=3)
+    images = torch.rand(2, 3, 6, 10)  # not square: the odd turns go through as 10 x 6
+    torch.testing.assert_close(DihedralTTA(nn.Identity(), task)(images), images, atol=1e-6, rtol=0)
+    square = torch.zeros(1, 1, 5, 5)
+
+    def column_ramp(x: torch.Tensor) -> torch.Tensor:  # not turn-equivariant: adds the column
+        return x + torch.arange(x.shape[-1], dtype=x.dtype)
+
+    # brought back, the ramp j is seen as j, 4 - j, i and 4 - i, twice each: the mean is 2
+    assert torch.equal(DihedralTTA(column_ramp, task)(square), torch.full_like(square, 2.0))
+
+
+def test_d4_tta_with_a_d4_symmetric_kernel_changes_nothing() -> None:
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    with torch.no_grad():
+        kernels = [torch.rot90(w, t, dims=(-2, -1)) for t in range(4)
+                   for w in (conv.weight, conv.weight.flip(-1))]
+        conv.weight.copy_(torch.stack(kernels).mean(dim=0))
+    images = torch.rand(2, 3, 8, 12)
+    task = build_task("segmentation", num_classes=4)
+    torch.testing.assert_close(DihedralTTA(conv, task)(images), conv(images).detach(),
+                               atol=1e-6, rtol=0)
+
+
+def test_d4_tta_refuses_turning_outputs_and_misaligned_maps() -> None:
+    images = torch.rand(1, 1, 8, 10)
+    with pytest.raises(CnnkitError, match="d4 test-time augmentation is not defined for "
+                                          "classification: its outputs do not stay the same"):
+        DihedralTTA(lambda x: x.mean(dim=(-2, -1)), build_task("classification",
+                                                               num_classes=1))(images)
+    with pytest.raises(CnnkitError, match="maps whose height and width divide the input's "
+                                          "8x10; the model gives 3x4"):
+        DihedralTTA(lambda x: F.avg_pool2d(x, 3, ceil_mode=True),
+                    build_task("segmentation", num_classes=1))(images)
 
 
 class DotHeatmapModel(nn.Module):

@@ -8,13 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from cnnkit.data.scenes import SyntheticScenes
 from cnnkit.engine import Trainer, build_optimizer, make_loader
 from cnnkit.errors import ArgumentError, CnnkitError
-from cnnkit.inference import FlipTTA
+from cnnkit.inference import DihedralTTA, FlipTTA
 from cnnkit.models import create
 from cnnkit.runs import RunFolder
 from cnnkit.tasks import DepthTask, build_task
@@ -112,6 +113,15 @@ def test_flip_tta_on_a_flip_equivariant_model() -> None:
     assert torch.allclose(FlipTTA(model, task)(images), model(images), atol=1e-6)
     out = torch.randn(1, 1, 4, 8)
     assert torch.equal(task.flip_back(out, 8), out.flip(-1))
+
+
+def test_d4_tta_turns_depth_maps_back() -> None:
+    task = DepthTask()
+    out = torch.randn(1, 1, 4, 6)
+    assert torch.equal(task.dihedral_back(out, 1, True), torch.rot90(out, -1, (-2, -1)).flip(-1))
+    images = torch.rand(2, 3, 8, 12)  # 2x2 average pooling commutes with turns and mirrors
+    half = DihedralTTA(lambda x: F.avg_pool2d(x[:, :1], 2), task)(images)
+    torch.testing.assert_close(half, F.avg_pool2d(images[:, :1], 2), atol=1e-6, rtol=0)
 
 
 def test_decode_to_original_coordinates() -> None:

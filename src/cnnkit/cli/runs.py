@@ -53,8 +53,9 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str | None) -> N
               type=click.Choice(["train", "val", "test"]))
 @click.option("--data-root", default=None, type=click.Path(exists=True),
               help="Evaluate on the data under this root instead of the run's data.root.")
-@click.option("--tta", default=None, type=click.Choice(["flip"]),
-              help="Average the outputs on the images and their mirrors (writes eval_flip.json).")
+@click.option("--tta", default=None, type=click.Choice(["flip", "d4"]),
+              help="Average the outputs on the images and their mirrors (flip), or on the eight "
+              "mirrors and quarter turns (d4: segmentation and depth); writes eval_<tta>.json.")
 @verbosity
 def evaluate(run_dir: str, overrides: tuple[str, ...], checkpoint: str | None, split: str,
              data_root: str | None, tta: str | None) -> None:

@@ -23,6 +23,9 @@ pixels ``j*s .. j*s + s - 1``; when the image width is exactly ``s`` times the m
 flip of the image maps cell ``j`` onto cell ``W_map - 1 - j`` exactly, so flipping the map tensor
 is exact and no one-pixel shift is needed (the shift some pose code applies compensates a
 different, inconsistent convention); otherwise the task refuses.
+
+The eight symmetries of the square for per-pixel maps that do not change when the image turns
+(:class:`DihedralTTA`, "d4"): segmentation scores and depth, for images with no upright.
 """
 
 from __future__ import annotations
@@ -142,15 +145,20 @@ def classify_tta(model: Model, images: torch.Tensor, *, crop: int = 224,
     return total / count
 
 
-def _halves(output: Any) -> tuple[Any, Any]:
-    """The outputs of the first and second half of a batch (tensors or tuples of them)."""
+def _parts(output: Any, count: int) -> list[Any]:
+    """The outputs of ``count`` equal parts of a batch (tensors or tuples of them)."""
     if isinstance(output, torch.Tensor):
-        return output.chunk(2)
+        return list(output.chunk(count))
     if isinstance(output, tuple):
-        firsts, seconds = zip(*(_halves(o) for o in output))
-        return _same_tuple(output, firsts), _same_tuple(output, seconds)
-    raise CnnkitError(f"flip test-time augmentation needs tensor outputs; the model returned "
+        columns = zip(*(_parts(o, count) for o in output))
+        return [_same_tuple(output, column) for column in columns]
+    raise CnnkitError(f"test-time augmentation needs tensor outputs; the model returned "
                       f"{type(output).__name__}")
+
+
+def _halves(output: Any) -> tuple[Any, Any]:
+    first, second = _parts(output, 2)
+    return first, second
 
 
 def _same_tuple(like: tuple, values: Sequence[Any]) -> tuple:
@@ -184,3 +192,42 @@ class FlipTTA(nn.Module):
         _check_batch(images)
         plain, mirrored = _halves(self.model(torch.cat([images, images.flip(-1)])))
         return _mean(plain, self.task.flip_back(mirrored, images.shape[-1]))
+
+
+class DihedralTTA(nn.Module):
+    """``model`` evaluated on the eight symmetries of the square (the dihedral group D4): the
+    images, their mirrors and both turned by one, two and three quarter turns. The task brings
+    each output back (:meth:`cnnkit.tasks.Task.dihedral_back`) and the eight are averaged.
+
+    For per-pixel outputs that do not change when the image turns: class scores of
+    segmentation, depth. Suits images with no upright, such as microscopy (the ISBI membranes)
+    and aerial views. The views with an even number of turns keep the image's height and width
+    and go through the model as one batch of ``4N``; the odd ones, ``W x H``, as another.
+    """
+
+    def __init__(self, model: nn.Module, task: Any) -> None:
+        super().__init__()
+        self.model, self.task = model, task
+        self.num_classes = getattr(model, "num_classes", None)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        _check_batch(images)
+        mirrored = images.flip(-1)
+        total = None
+        for turns in ((0, 2), (1, 3)):
+            views = [(t, m) for t in turns for m in (False, True)]
+            batch = torch.cat([torch.rot90(mirrored if m else images, t, dims=(-2, -1))
+                               for t, m in views])
+            for (t, m), output in zip(views, _parts(self.model(batch), len(views))):
+                back = self.task.dihedral_back(output, t, m)
+                _check_map(back, images)
+                total = back if total is None else total + back
+        return total / 8
+
+
+def _check_map(maps: torch.Tensor, images: torch.Tensor) -> None:
+    """Turning a map is exact when its height and width divide the image's."""
+    (height, width), (rows, cols) = images.shape[-2:], maps.shape[-2:]
+    if height % rows or width % cols:
+        raise CnnkitError(f"d4 test-time augmentation needs maps whose height and width divide "
+                          f"the input's {height}x{width}; the model gives {rows}x{cols}")

@@ -25,7 +25,7 @@ from cnnkit.engine import evaluate, make_loader
 from cnnkit.engine.devices import resolve_amp, resolve_channels_last, resolve_device
 from cnnkit.engine.distributed import dist_info
 from cnnkit.errors import CnnkitError
-from cnnkit.inference import FlipTTA
+from cnnkit.inference import DihedralTTA, FlipTTA
 from cnnkit.runs.data import build_dataset
 from cnnkit.runs.folder import RunFolder
 from cnnkit.runs.report import write_report
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 SAMPLE_PANELS = 8
 SEEN_GRADCAMS = 3
-TTA_MODES = ("flip",)
+TTA_MODES = {"flip": FlipTTA, "d4": DihedralTTA}  # --tta: how the views are made
 
 
 def read_config(folder: RunFolder, overrides: list[str] | tuple[str, ...] = (),
@@ -64,7 +64,7 @@ def evaluate_model(model: nn.Module, task: Task, dataset: Any, folder: RunFolder
         model = model.to(memory_format=torch.channels_last)
     loader = make_loader(dataset, config.data.eval_batch_size or config.data.batch_size,
                          train=False, num_workers=config.data.workers)
-    measured = model if tta is None else FlipTTA(model, task)
+    measured = model if tta is None else TTA_MODES[tta](model, task)
     metric = task.new_metric()
     figures = evaluate(measured, task, loader, device=device, metric=metric,
                        amp_dtype=amp_dtype, channels_last=channels_last)

@@ -189,6 +189,14 @@ class Task(ABC):
         (averaged with the plain output by :class:`cnnkit.inference.FlipTTA`)."""
         raise CnnkitError(f"flip test-time augmentation is not defined for {self.kind}")
 
+    def dihedral_back(self, output: Any, turns: int, mirrored: bool) -> Any:
+        """The output of the model on images mirrored (when ``mirrored``) and then rotated by
+        ``turns`` quarter turns (``torch.rot90``), brought back to the plain frame (averaged over
+        the eight views by :class:`cnnkit.inference.DihedralTTA`). Defined where an output is a
+        map of per-pixel values that do not change when the image turns."""
+        raise CnnkitError(f"d4 test-time augmentation is not defined for {self.kind}: its outputs "
+                          "do not stay the same when the image turns; use flip")
+
     @abstractmethod
     def draw(self, image: Image.Image, target: dict[str, Any] | None,
              prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:

@@ -179,6 +179,10 @@ class DepthTask(Task):
         check_flip_width(maps, width, "depth")
         return maps.flip(-1)
 
+    def dihedral_back(self, output: Any, turns: int, mirrored: bool) -> Any:
+        maps = torch.rot90(self.log_depth(output), -turns, dims=(-2, -1))
+        return maps.flip(-1) if mirrored else maps
+
     def draw(self, image: Image.Image, target: dict[str, Any] | None,
              prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
         """The image, the true depth (when given) and the predicted depth, one colour range."""

@@ -312,6 +312,10 @@ class SegmentationTask(Task):
                               f"input width {width}; the model gives width {logits.shape[-1]}")
         return logits.flip(-1)
 
+    def dihedral_back(self, output: Any, turns: int, mirrored: bool) -> Any:
+        logits = torch.rot90(main_output(output), -turns, dims=(-2, -1))
+        return logits.flip(-1) if mirrored else logits
+
     def draw(self, image: Image.Image, target: dict[str, Any] | None,
              prediction: dict[str, Any], *, scale: int = 1) -> Image.Image:
         """The image, the true mask (when given) and the predicted mask over it."""
