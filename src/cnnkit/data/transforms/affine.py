@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnkit.data.sample import IGNORE_INDEX, Sample
-from cnnkit.data.transforms.base import Transform, uniform
+from cnnkit.data.transforms.base import Transform, randint, uniform
 from cnnkit.data.transforms.dense import dense_fields, gather_dense, normal_rotation
 from cnnkit.data.transforms.geometric import box_corners_map, log_transform, move_labels
 from cnnkit.data.transforms.instances import move_instances
@@ -207,15 +207,20 @@ def lens_distort(sample: Sample, k1: float, fill: float = 0.0, iterations: int =
         out[unsolved] = math.inf  # pushed out of view: invisible
         return out.to(p.dtype)
 
-    def box_map(boxes: torch.Tensor) -> torch.Tensor:
-        x1, y1, x2, y2 = boxes.unbind(1)
-        xm, ym = (x1 + x2) / 2, (y1 + y2) / 2
-        xs = torch.stack([x1, xm, x2, x1, x2, x1, xm, x2], 1)
-        ys = torch.stack([y1, y1, y1, ym, ym, y2, y2, y2], 1)
-        moved = point_map(torch.stack([xs, ys], -1).reshape(-1, 2)).reshape(-1, 8, 2)
-        return torch.cat([moved.amin(1), moved.amax(1)], 1)
+    return warp_sample(sample, source, point_map, lambda b: bent_box_map(point_map, b),
+                       "lens_distortion", fill, k1=k1)
 
-    return warp_sample(sample, source, point_map, box_map, "lens_distortion", fill, k1=k1)
+
+def bent_box_map(point_map: Callable[[torch.Tensor], torch.Tensor],
+                 boxes: torch.Tensor) -> torch.Tensor:
+    """Boxes through a warp that bends lines: the hull of the mapped corners and edge midpoints
+    (an approximation; an edge may bulge beyond it)."""
+    x1, y1, x2, y2 = boxes.unbind(1)
+    xm, ym = (x1 + x2) / 2, (y1 + y2) / 2
+    xs = torch.stack([x1, xm, x2, x1, x2, x1, xm, x2], 1)
+    ys = torch.stack([y1, y1, y1, ym, ym, y2, y2, y2], 1)
+    moved = point_map(torch.stack([xs, ys], -1).reshape(-1, 2)).reshape(-1, 8, 2)
+    return torch.cat([moved.amin(1), moved.amax(1)], 1)
 
 
 class LensDistortion(Transform):
@@ -230,3 +235,27 @@ class LensDistortion(Transform):
 
     def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
         return lens_distort(sample, uniform(rng, *self.k1), self.fill)
+
+
+def quarter_turn_matrix(size: int, turns: int) -> torch.Tensor:
+    """The exact 2 x 3 matrix that turns a ``size x size`` image by ``turns`` quarter turns
+    counter-clockwise on the screen (as ``torch.rot90(image, turns, dims=(-2, -1))``)."""
+    cos, sin = ((1, 0), (0, 1), (-1, 0), (0, -1))[turns % 4]
+    linear = torch.tensor([[cos, sin], [-sin, cos]], dtype=torch.float64)
+    centre = torch.full((2,), (size - 1) / 2, dtype=torch.float64)
+    return torch.cat([linear, (centre - linear @ centre)[:, None]], 1)
+
+
+class QuarterTurn(Transform):
+    """Turn a square sample by 0, 1, 2 or 3 quarter turns, drawn uniformly: with
+    :class:`~cnnkit.data.transforms.HorizontalFlip` it gives all eight symmetries of the square,
+    for images with no upright (microscopy, aerial views). Pixels move exactly; keypoints,
+    boxes, instances and normals turn with the image (a turn keeps left and right). A
+    non-square sample is refused: turning it would change its size within a batch."""
+
+    def apply(self, sample: Sample, rng: torch.Generator | None) -> Sample:
+        height, width = sample.size
+        if height != width:
+            raise ArgumentError(f"QuarterTurn needs square samples (crop them first, e.g. "
+                                f"RandomCrop); got {height}x{width}")
+        return warp_affine(sample, quarter_turn_matrix(height, randint(rng, 0, 3)))
