@@ -103,12 +103,13 @@ def dataset_split(data: DataConfig) -> Split | None:
     of a kind without official splits; None otherwise); saved in the run folder so that the
     run records which samples it trained and validated on."""
     if data.holdout is not None:
-        return _holdout(data, cached=False)[1]  # keys only: no need to decode the images
+        return _holdout(data)[1]  # keys only: no need to decode the images
     return key_split(data.kind, data_root(data), dataset_options(data))
 
 
-def _holdout(data: DataConfig, cached: bool = True) -> tuple[Dataset, Split]:
-    train = _named_split(data, "train", cached)
+def _holdout(data: DataConfig) -> tuple[Dataset, Split]:
+    """The train split as files (nothing decoded yet) and the holdout's split of its keys."""
+    train = _named_split(data, "train", cached=False)
     keys = getattr(train, "keys", None)
     if keys is None:
         raise ConfigError(f"data.holdout: the {data.kind} data has no sample keys to hold "
@@ -125,9 +126,19 @@ def open_split(data: DataConfig, split: str) -> Dataset:
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     if data.holdout is not None and split in ("train", "val"):
-        whole, parts = _holdout(data)
-        return parts.subsets(whole)[split]
+        return _holdout_part(data, split)
     return _named_split(data, split)
+
+
+def _holdout_part(data: DataConfig, split: str) -> Dataset:
+    """The train or val part of a holdout; with ``data.cache``, a reader that can be restricted
+    to some keys (``subset``) decodes only that part's samples."""
+    whole, parts = _holdout(data)
+    if data.cache and callable(getattr(whole, "subset", None)):
+        return InMemory(whole.subset(parts[split]), f"{data.kind} holdout {split} part")
+    if data.cache:
+        whole = InMemory(whole, f"{data.kind} {data.train_split}")
+    return parts.subsets(whole)[split]
 
 
 def _named_split(data: DataConfig, split: str, cached: bool = True) -> Dataset:
