@@ -4,8 +4,8 @@ run-to-run noise. Prints one markdown row per run: precision, seed, wall-clock t
 
     .venv/bin/python benchmarks/bench_amp_accuracy.py --config configs/fashion_mnist.yaml \\
         --epochs 3 --seeds 0 1 --set data.holdout=5000
-    .venv/bin/python benchmarks/bench_amp_accuracy.py --config configs/camvid.yaml \\
-        --epochs 8 --seeds 0 1 --set data.holdout=[0001TP]
+    .venv/bin/python benchmarks/bench_amp_accuracy.py --config configs/camvid_fast.yaml \\
+        --epochs 8 --seeds 0 1
 """
 
 from __future__ import annotations
