@@ -9,10 +9,11 @@ each figure is the median. A training step costs about 3x the forward pass (forw
 backward's two products per layer); its FLOPs are 2 x 3 x the forward MACs the analyzer counts.
 
     .venv/bin/python benchmarks/bench_trainer.py [--model vgg_small_s] [--size 28] [--batch 128]
-        [--bf16]
+        [--bf16] [--channels-last]
 
 ``--bf16``: both loops in bfloat16 autocast with channels-last memory (what ``train.amp: auto``
 chooses on a CPU with bf16 instructions), the peak then that of a bf16 matrix product.
+``--channels-last`` alone: float32 in channels-last memory (``train.channels_last: true``).
 """
 
 from __future__ import annotations
@@ -40,10 +41,22 @@ def make_batches(steps: int, batch: int, channels: int, size: int, classes: int,
              "label": torch.randint(0, classes, (batch,), generator=g)} for _ in range(steps)]
 
 
-def plain_loop(model: torch.nn.Module, batches: list, bf16: bool) -> float:
+class Clock:
+    """Wall-clock and CPU seconds (all threads of this process) since it was made. On a shared
+    virtual machine the wall clock also counts time the host gave to others; the CPU time does
+    not, so the CPU-time ratio of two loops is the steadier figure."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def plain_loop(model: torch.nn.Module, batches: list, bf16: bool) -> tuple[float, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     model.train()
-    start = time.perf_counter()
+    clock = Clock()
     for batch in batches:
         with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(batch["image"]).float(), batch["label"])
@@ -51,18 +64,20 @@ def plain_loop(model: torch.nn.Module, batches: list, bf16: bool) -> float:
         loss.backward()
         optimizer.step()
     float(loss.detach())  # wait for the last step
-    return time.perf_counter() - start
+    return clock.read()
 
 
-def trainer_loop(model: torch.nn.Module, batches: list, classes: int, bf16: bool) -> float:
+def trainer_loop(model: torch.nn.Module, batches: list, classes: int, bf16: bool,
+                 channels_last: bool) -> tuple[float, float]:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, build_task("classification", num_classes=classes), batches,
                           optimizer=optimizer, epochs=1, files=RunFolder(run_dir), device="cpu",
-                          amp="bf16" if bf16 else "off", channels_last=bf16, quiet=True)
-        start = time.perf_counter()
+                          amp="bf16" if bf16 else "off", channels_last=channels_last,
+                          quiet=True)
+        clock = Clock()
         trainer.fit()
-        return time.perf_counter() - start
+        return clock.read()
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
@@ -90,8 +105,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bf16", action="store_true",
                         help="bfloat16 autocast and channels-last in both loops")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels-last memory in both loops (implied by --bf16)")
     args = parser.parse_args()
-    memory = torch.channels_last if args.bf16 else torch.contiguous_format
+    channels_last = args.bf16 or args.channels_last
+    memory = torch.channels_last if channels_last else torch.contiguous_format
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)
@@ -101,23 +119,28 @@ def main() -> None:
     batches = make_batches(args.steps, args.batch, args.channels, args.size, args.classes,
                            memory)
     plain_loop(fresh(), batches[:5], args.bf16)
-    trainer_loop(fresh(), batches[:5], args.classes, args.bf16)
+    trainer_loop(fresh(), batches[:5], args.classes, args.bf16, channels_last)
     plain, trained = [], []
     for _ in range(args.repeats):
         plain.append(plain_loop(fresh(), batches, args.bf16))
-        trained.append(trainer_loop(fresh(), batches, args.classes, args.bf16))
-    t_plain, t_trainer = statistics.median(plain), statistics.median(trained)
+        trained.append(trainer_loop(fresh(), batches, args.classes, args.bf16, channels_last))
+    t_plain, t_trainer = (statistics.median(w for w, _ in runs) for runs in (plain, trained))
+    c_plain, c_trainer = (statistics.median(c for _, c in runs) for runs in (plain, trained))
     images = args.steps * args.batch
     macs = analyze(fresh(), (args.channels, args.size, args.size)).totals["macs"]
     step_flops = 2 * 3 * macs * args.batch
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     peak = matmul_peak(dtype)
     print(f"model {args.model}, input {args.channels}x{args.size}x{args.size}, batch {args.batch}, "
-          f"{args.steps} steps, {'bf16 channels-last' if args.bf16 else 'float32'}, "
+          f"{args.steps} steps, {'bf16' if args.bf16 else 'float32'}"
+          f"{' channels-last' if channels_last else ' NCHW'}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"plain loop: {images / t_plain:,.0f} images/s  (runs: {', '.join(f'{t:.2f}' for t in plain)} s)")
-    print(f"trainer:    {images / t_trainer:,.0f} images/s  (runs: {', '.join(f'{t:.2f}' for t in trained)} s)")
-    print(f"trainer / plain throughput: {t_plain / t_trainer:.3f}")
+    for name, runs, wall in (("plain loop", plain, t_plain), ("trainer   ", trained, t_trainer)):
+        print(f"{name}: {images / wall:,.0f} images/s  (runs: "
+              f"{', '.join(f'{w:.2f}' for w, _ in runs)} s; CPU "
+              f"{', '.join(f'{c:.2f}' for _, c in runs)} s)")
+    print(f"trainer / plain throughput: {t_plain / t_trainer:.3f} by the wall clock, "
+          f"{c_plain / c_trainer:.3f} by CPU time")
     achieved = step_flops * args.steps / t_trainer / 1e9
     print(f"forward MACs per image {macs:,}; training step {step_flops / 1e9:.2f} GFLOP")
     print(f"achieved {achieved:.1f} GFLOP/s; {dtype} matmul peak {peak:.1f} GFLOP/s "
