@@ -42,9 +42,9 @@ def make_batches(steps: int, batch: int, channels: int, size: int, classes: int,
 
 
 class Clock:
-    """Wall-clock and CPU seconds (all threads of this process) since it was made. On a shared
-    virtual machine the wall clock also counts time the host gave to others; the CPU time does
-    not, so the CPU-time ratio of two loops is the steadier figure."""
+    """Wall-clock and CPU seconds (all threads of this process) since it was made. The wall
+    clock also counts time the virtual machine's host gave to other guests, the CPU time does
+    not; when both vary alike between runs, the spread is not such stolen time."""
 
     def __init__(self) -> None:
         self.wall, self.cpu = time.perf_counter(), time.process_time()
